@@ -1,0 +1,79 @@
+//! MeshConfig and the proxy's ProxyConfig (`defaultConfig`), with Istio's defaults.
+//!
+//! MeshConfig arrives as YAML text: the `mesh` key of the `istio` ConfigMap (as
+//! `kubectl -n istio-system edit configmap istio` shows it) or a file given to
+//! `ironmesh-discovery --mesh-config`. Fields left out take Istio's defaults.
+
+pub mod mesh_config;
+pub mod proxy_config;
+
+pub use mesh_config::MeshConfig;
+pub use proxy_config::ProxyConfig;
+
+use serde_json::Value;
+
+use crate::object::decode_strict;
+use crate::path::FieldPath;
+use crate::validation::{Context, Problems, Severity, Validate};
+use crate::yaml::{self, LineIndex};
+
+/// A problem found in MeshConfig text; `line` is relative to the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshError {
+    pub severity: Severity,
+    pub path: FieldPath,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Parses and validates MeshConfig YAML text. Errors carry lines relative to the text.
+pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, Vec<MeshError>> {
+    let stream = yaml::parse_stream(text);
+    if let Some(e) = stream.errors.first() {
+        return Err(vec![MeshError {
+            severity: Severity::Error,
+            path: FieldPath::root(),
+            line: Some(e.line),
+            message: format!("YAML syntax error: {}", e.message),
+        }]);
+    }
+    match stream.documents.into_iter().find(|d| !d.value.is_null()) {
+        Some(doc) => decode_mesh_config(&doc.value, &doc.lines),
+        None => Ok(MeshConfig::default()),
+    }
+}
+
+/// Decodes a MeshConfig from a JSON value, applies Istio's defaults for what is unset
+/// and validates it. Warnings alone do not fail it.
+pub fn decode_mesh_config(value: &Value, lines: &LineIndex) -> Result<MeshConfig, Vec<MeshError>> {
+    let mc: MeshConfig = decode_strict(value, &FieldPath::root()).map_err(|e| {
+        vec![MeshError {
+            severity: Severity::Error,
+            line: lines.line_of(&e.path),
+            path: e.path,
+            message: e.message,
+        }]
+    })?;
+    let mut problems = Problems::new();
+    let cx = Context {
+        kind: "MeshConfig",
+        api_version: "mesh",
+        name: "mesh",
+        namespace: "istio-system",
+        root_namespace: "istio-system",
+    };
+    mc.validate(&cx, &FieldPath::root(), &mut problems);
+    if problems.has_errors() {
+        return Err(problems
+            .into_vec()
+            .into_iter()
+            .map(|p| MeshError {
+                severity: p.severity,
+                line: lines.line_of(&p.path),
+                path: p.path,
+                message: p.message,
+            })
+            .collect());
+    }
+    Ok(mc)
+}

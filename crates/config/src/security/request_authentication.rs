@@ -1,0 +1,16 @@
+//! RequestAuthentication (security.istio.io): JWT validation rules.
+//!
+//! PLACEHOLDER: the types below are empty until this module is written.
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::FieldPath;
+use crate::validation::{Context, Problems, Validate};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestAuthentication {}
+
+impl Validate for RequestAuthentication {
+    fn validate(&self, _cx: &Context<'_>, _path: &FieldPath, _problems: &mut Problems) {}
+}
