@@ -24,7 +24,7 @@ pub mod types;
 pub mod validation;
 pub mod yaml;
 
-pub use load::{load_paths, load_str, Diagnostic, LoadError, LoadOptions, Loaded};
+pub use load::{load_parsed, load_paths, load_str, Diagnostic, LoadError, LoadOptions, Loaded};
 pub use object::{Object, ObjectRef, Resource, Source};
 pub use path::FieldPath;
 pub use validation::{Context, Problem, Problems, Severity, Validate};

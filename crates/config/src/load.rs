@@ -151,6 +151,17 @@ pub fn load_str(file: &str, text: &str, opts: &LoadOptions) -> Loaded {
     out
 }
 
+/// Reads and validates one already-parsed document (see [`yaml::parse_stream`]); used
+/// by callers that need results per document, such as test tables.
+pub fn load_parsed(file: &str, doc: Document, opts: &LoadOptions) -> Loaded {
+    let mut out = Loaded {
+        files: 1,
+        ..Default::default()
+    };
+    load_document(&Arc::from(file), doc, opts, &mut out);
+    out
+}
+
 fn load_document(file: &Arc<str>, mut doc: Document, opts: &LoadOptions, out: &mut Loaded) {
     if let Value::Object(map) = &mut doc.value {
         for k in &opts.strip_keys {
