@@ -42,15 +42,20 @@ pub fn run(args: Args) -> ExitCode {
             for d in &loaded.diagnostics {
                 println!("{d}");
             }
-            let what = format!(
-                "{} object{} and {} MeshConfig{} in {} file{}",
+            let mut what = format!(
+                "{} object{}",
                 loaded.objects.len(),
-                plural(loaded.objects.len()),
-                loaded.mesh_configs.len(),
-                plural(loaded.mesh_configs.len()),
+                plural(loaded.objects.len())
+            );
+            if !loaded.mesh_configs.is_empty() {
+                let n = loaded.mesh_configs.len();
+                what.push_str(&format!(" and {n} MeshConfig{}", plural(n)));
+            }
+            what.push_str(&format!(
+                " in {} file{}",
                 loaded.files,
                 plural(loaded.files)
-            );
+            ));
             if failed {
                 println!(
                     "✘ {errors} error{}, {warnings} warning{} in {what}",

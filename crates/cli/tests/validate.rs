@@ -66,7 +66,10 @@ fn invalid_input_exits_one_and_points_at_file_line_object_and_field() {
     r.expect_code(1);
     let first = r.stdout.lines().next().unwrap_or_default();
     assert!(first.starts_with(&format!("{f}:")), "{first}");
-    assert!(first.contains("VirtualService istio-demo/canary"), "{first}");
+    assert!(
+        first.contains("VirtualService istio-demo/canary"),
+        "{first}"
+    );
     assert!(first.contains("spec.http[0]"), "{first}");
     assert!(r.stdout.contains("✘ 1 error"), "{}", r.stdout);
 }
@@ -74,7 +77,10 @@ fn invalid_input_exits_one_and_points_at_file_line_object_and_field() {
 #[test]
 fn unknown_fields_are_errors_with_their_line() {
     let dir = TempDir::new().unwrap();
-    let text = GOOD_SERVICE.replace("    targetPort: 80\n", "    targetPort: 80\n    tagetPort: 81\n");
+    let text = GOOD_SERVICE.replace(
+        "    targetPort: 80\n",
+        "    targetPort: 80\n    tagetPort: 81\n",
+    );
     let f = write(&dir, "svc.yaml", &text);
     let r = run(BIN, &["validate", "-f", &f], None, None);
     r.expect_code(1);
@@ -84,9 +90,18 @@ fn unknown_fields_are_errors_with_their_line() {
 
 #[test]
 fn unreadable_input_exits_two() {
-    let r = run(BIN, &["validate", "-f", "/nonexistent/ironmesh.yaml"], None, None);
+    let r = run(
+        BIN,
+        &["validate", "-f", "/nonexistent/ironmesh.yaml"],
+        None,
+        None,
+    );
     r.expect_code(2);
-    assert!(r.stderr.contains("/nonexistent/ironmesh.yaml"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/nonexistent/ironmesh.yaml"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -104,7 +119,10 @@ fn stdin_directories_and_json_output() {
     assert_eq!(v["objects"], 2);
     assert_eq!(v["errors"], 1);
     let diag = &v["diagnostics"][0];
-    assert!(diag["file"].as_str().unwrap().ends_with("a/canary.yml"), "sorted walk: {diag}");
+    assert!(
+        diag["file"].as_str().unwrap().ends_with("a/canary.yml"),
+        "sorted walk: {diag}"
+    );
     assert_eq!(diag["object"]["kind"], "VirtualService");
     assert_eq!(diag["severity"], "error");
     assert!(diag["line"].as_u64().unwrap() > 1);
@@ -139,7 +157,12 @@ data:
 
 #[test]
 fn examples_are_clean() {
-    let r = run(BIN, &["validate", "-f", "examples/"], Some(&workspace_root()), None);
+    let r = run(
+        BIN,
+        &["validate", "-f", "examples/"],
+        Some(&workspace_root()),
+        None,
+    );
     r.expect_code(0);
 }
 

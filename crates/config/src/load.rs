@@ -217,8 +217,11 @@ fn load_value(
             None,
             Severity::Error,
             format!(
-                "document is a {}, not a Kubernetes object: expected a mapping with apiVersion and kind",
-                object::json_type_name(&value)
+                "document is {}, not a Kubernetes object: expected a mapping with apiVersion and kind",
+                match object::json_type_name(&value) {
+                    t @ ("array" | "object") => format!("an {t}"),
+                    t => format!("a {t}"),
+                }
             ),
         ));
         return;

@@ -64,7 +64,11 @@ pub fn run(bin: &str, args: &[&str], cwd: Option<&Path>, stdin: Option<&str>) ->
     let mut child = Command::new(bin)
         .args(args)
         .current_dir(cwd.unwrap_or(&root))
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -94,6 +94,20 @@ pub fn validate_kube_object(resource: &Resource, p: &mut Problems) {
             }
         }
         Resource::Secret(s) => validate_secret(s, p),
+        Resource::Namespace(ns) => {
+            // metadata.name already passed as a subdomain; a namespace is stricter.
+            if let Some(name) = ns
+                .metadata
+                .name
+                .as_deref()
+                .filter(|n| checks::dns1123_subdomain(n).is_ok())
+            {
+                p.check(
+                    &FieldPath::root().field("metadata").field("name"),
+                    checks::namespace_name(name),
+                );
+            }
+        }
         _ => {}
     }
 }
