@@ -1,6 +1,9 @@
 //! Shared by the table tests: read a multi-document file, take a marker key out of
 //! each document, load the rest.
 
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 
 use ironmesh_config::yaml::parse_stream;
