@@ -75,13 +75,6 @@ pub(crate) fn required_string<'a>(
     }
 }
 
-/// An optional string that must not be empty when it is given.
-pub(crate) fn non_empty_if_set(value: &Option<String>, p: &mut Problems, path: &FieldPath, hint: &str) {
-    if value.as_deref() == Some("") {
-        empty_string(p, path, hint);
-    }
-}
-
 /// Every entry of a string list must be non-empty.
 pub(crate) fn non_empty_items(values: &[String], p: &mut Problems, path: &FieldPath, hint: &str) {
     for (i, v) in values.iter().enumerate() {
