@@ -181,7 +181,8 @@ pub(crate) fn validate_target_ref(
         );
     }
     let group = r.group.as_deref().unwrap_or("");
-    if group.len() > 253 || !re(&GROUP, GROUP_PATTERN).is_match(group) {
+    let group_ok = group.len() <= 253 && re(&GROUP, GROUP_PATTERN).is_match(group);
+    if !group_ok {
         should_match(
             p,
             &path.field("group"),
@@ -217,7 +218,7 @@ pub(crate) fn validate_target_ref(
             ),
         );
     }
-    if kind_ok {
+    if kind_ok && group_ok {
         let kind = kind.unwrap_or_default();
         let canonical = if group.is_empty() { "core" } else { group };
         if !TARGET_KINDS
