@@ -148,7 +148,11 @@ crate::string_enum! {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VmConfig {
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "env_list")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "env_list"
+    )]
     pub env: Vec<EnvVar>,
 }
 
@@ -171,7 +175,11 @@ pub struct EnvVar {
 pub struct TrafficSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<WorkloadMode>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "ports_list")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "ports_list"
+    )]
     pub ports: Vec<PortSelector>,
 }
 
@@ -222,7 +230,12 @@ impl Validate for WasmPlugin {
         }
         for (i, sel) in self.match_.iter().enumerate() {
             for (j, port) in sel.ports.iter().enumerate() {
-                let at = path.field("match").index(i).field("ports").index(j).field("number");
+                let at = path
+                    .field("match")
+                    .index(i)
+                    .field("ports")
+                    .index(j)
+                    .field("number");
                 match port.number {
                     None => required(p, &at, "the port number to match"),
                     Some(n) => p.check(&at, checks::port(n)),
@@ -326,8 +339,23 @@ fn host_chars_ok(host: &str) -> bool {
         let ok = c.is_ascii_alphanumeric()
             || matches!(
                 c,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                    | b'+' | b',' | b';' | b'=' | b':' | b'[' | b']'
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
             );
         if !ok {
             return false;
@@ -350,7 +378,10 @@ mod tests {
 
     fn has(v: serde_json::Value, fragment: &str) {
         let got = problems(v);
-        assert!(got.iter().any(|m| m.contains(fragment)), "expected {fragment:?} in {got:?}");
+        assert!(
+            got.iter().any(|m| m.contains(fragment)),
+            "expected {fragment:?} in {got:?}"
+        );
     }
 
     fn clean(v: serde_json::Value) {
@@ -384,31 +415,82 @@ mod tests {
     #[test]
     fn url_rules() {
         has(json!({}), "url: Required value");
-        has(json!({"url": ""}), "spec.url in body should be at least 1 chars long");
+        has(
+            json!({"url": ""}),
+            "spec.url in body should be at least 1 chars long",
+        );
         has(json!({"url": "#%blah$#@"}), "url must have schema one of");
-        has(json!({"url": "fake://example.com"}), "url must have schema one of");
+        has(
+            json!({"url": "fake://example.com"}),
+            "url must have schema one of",
+        );
         let e = serde_json::from_value::<WasmPlugin>(json!({"url": null}))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("spec.url in body must be of type string: \"null\""), "{e}");
+        assert!(
+            e.starts_with("spec.url in body must be of type string: \"null\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn field_rules() {
-        has(json!({"url": "http://t", "sha256": "foo"}), "spec.sha256 in body should match");
-        has(json!({"url": "http://t", "imagePullSecret": ""}), "spec.imagePullSecret in body should be at least 1 chars long");
-        has(json!({"url": "http://t", "pluginName": ""}), "spec.pluginName in body should be at least 1 chars long");
-        has(json!({"url": "http://t", "pluginName": "x".repeat(300)}), "Too long");
-        has(json!({"url": "http://t", "pluginConfig": [1]}), "must be of type object");
-        has(json!({"url": "http://t", "vmConfig": {"env": [{"name": "a"}, {"name": "a"}]}}), "Duplicate value");
-        has(json!({"url": "http://t", "vmConfig": {"env": [{"name": ""}]}}), "spec.vmConfig.env[0].name in body should be at least");
-        has(json!({"url": "http://t", "vmConfig": {"env": [{"value": "x"}]}}), "name: Required value");
-        has(json!({"url": "http://t", "vmConfig": {"env": [{"name": "t", "valueFrom": "HOST", "value": "v"}]}}), "value may only be set when valueFrom is INLINE");
-        has(json!({"url": "http://t", "match": [{"ports": [{}]}]}), "spec.match[0].ports[0].number: Required value");
-        has(json!({"url": "http://t", "match": [{"ports": [{"number": 0}]}]}), "port must be between 1-65535");
-        has(json!({"url": "http://t", "selector": {"matchLabels": {"istio": "bar*"}}}), "wildcard not allowed in label value match");
-        has(json!({"url": "http://t", "selector": {"matchLabels": {"istio*": "bar"}}}), "wildcard not allowed in label key match");
-        has(json!({"url": "http://t", "targetRef": {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g", "namespace": "x"}}), "cross namespace referencing");
+        has(
+            json!({"url": "http://t", "sha256": "foo"}),
+            "spec.sha256 in body should match",
+        );
+        has(
+            json!({"url": "http://t", "imagePullSecret": ""}),
+            "spec.imagePullSecret in body should be at least 1 chars long",
+        );
+        has(
+            json!({"url": "http://t", "pluginName": ""}),
+            "spec.pluginName in body should be at least 1 chars long",
+        );
+        has(
+            json!({"url": "http://t", "pluginName": "x".repeat(300)}),
+            "Too long",
+        );
+        has(
+            json!({"url": "http://t", "pluginConfig": [1]}),
+            "must be of type object",
+        );
+        has(
+            json!({"url": "http://t", "vmConfig": {"env": [{"name": "a"}, {"name": "a"}]}}),
+            "Duplicate value",
+        );
+        has(
+            json!({"url": "http://t", "vmConfig": {"env": [{"name": ""}]}}),
+            "spec.vmConfig.env[0].name in body should be at least",
+        );
+        has(
+            json!({"url": "http://t", "vmConfig": {"env": [{"value": "x"}]}}),
+            "name: Required value",
+        );
+        has(
+            json!({"url": "http://t", "vmConfig": {"env": [{"name": "t", "valueFrom": "HOST", "value": "v"}]}}),
+            "value may only be set when valueFrom is INLINE",
+        );
+        has(
+            json!({"url": "http://t", "match": [{"ports": [{}]}]}),
+            "spec.match[0].ports[0].number: Required value",
+        );
+        has(
+            json!({"url": "http://t", "match": [{"ports": [{"number": 0}]}]}),
+            "port must be between 1-65535",
+        );
+        has(
+            json!({"url": "http://t", "selector": {"matchLabels": {"istio": "bar*"}}}),
+            "wildcard not allowed in label value match",
+        );
+        has(
+            json!({"url": "http://t", "selector": {"matchLabels": {"istio*": "bar"}}}),
+            "wildcard not allowed in label key match",
+        );
+        has(
+            json!({"url": "http://t", "targetRef": {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g", "namespace": "x"}}),
+            "cross namespace referencing",
+        );
     }
 
     #[test]
@@ -420,6 +502,9 @@ mod tests {
         let e = serde_json::from_value::<WasmPlugin>(json!({"match": [{"ports": [null]}]}))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("spec.match[0].ports[0] in body must be of type object"), "{e}");
+        assert!(
+            e.starts_with("spec.match[0].ports[0] in body must be of type object"),
+            "{e}"
+        );
     }
 }

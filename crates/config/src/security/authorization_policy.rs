@@ -30,7 +30,11 @@ pub struct AuthorizationPolicy {
     )]
     pub target_refs: Vec<PolicyTargetReference>,
     /// Rules to match; an empty list matches nothing (ALLOW then denies everything).
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "rules")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "rules"
+    )]
     pub rules: Vec<Rule>,
     /// What to do with a request that matches; ALLOW when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,13 +78,25 @@ pub struct ExtensionProvider {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     /// Sources; any source when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "from_list")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "from_list"
+    )]
     pub from: Vec<RuleFrom>,
     /// Operations; any operation when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "to_list")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "to_list"
+    )]
     pub to: Vec<RuleTo>,
     /// Extra conditions, all of which must match.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "when_list")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "when_list"
+    )]
     pub when: Vec<Condition>,
 }
 

@@ -39,10 +39,21 @@ fn action_and_provider() {
         .to_string();
     assert!(e.contains("Unsupported value: \"BLOCK\""), "{e}");
     has(json!({"action": "DENY"}), "DENY action without `rules`");
-    has(json!({"action": "CUSTOM", "provider": {"name": "x"}}), "CUSTOM action without `rules`");
-    has(json!({"action": "CUSTOM", "rules": [{}]}), "`provider.name` must not be empty");
-    has(json!({"action": "ALLOW", "provider": {"name": "x"}}), "`provider` must not be with non CUSTOM action");
-    clean(json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]}));
+    has(
+        json!({"action": "CUSTOM", "provider": {"name": "x"}}),
+        "CUSTOM action without `rules`",
+    );
+    has(
+        json!({"action": "CUSTOM", "rules": [{}]}),
+        "`provider.name` must not be empty",
+    );
+    has(
+        json!({"action": "ALLOW", "provider": {"name": "x"}}),
+        "`provider` must not be with non CUSTOM action",
+    );
+    clean(
+        json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]}),
+    );
     has(
         json!({"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{"from": [{"source": {"principals": ["a"]}}]}]}),
         "principals is currently not supported with CUSTOM action",
@@ -55,10 +66,22 @@ fn action_and_provider() {
 
 #[test]
 fn sources_and_operations() {
-    has(json!({"rules": [{"from": [{}]}]}), "`from.source` must not be nil");
-    has(json!({"rules": [{"from": [{"source": {}}]}]}), "`from.source` must not be empty");
-    has(json!({"rules": [{"to": [{}]}]}), "`to.operation` must not be nil");
-    has(json!({"rules": [{"to": [{"operation": {}}]}]}), "`to.operation` must not be empty");
+    has(
+        json!({"rules": [{"from": [{}]}]}),
+        "`from.source` must not be nil",
+    );
+    has(
+        json!({"rules": [{"from": [{"source": {}}]}]}),
+        "`from.source` must not be empty",
+    );
+    has(
+        json!({"rules": [{"to": [{}]}]}),
+        "`to.operation` must not be nil",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {}}]}]}),
+        "`to.operation` must not be empty",
+    );
     has(
         json!({"rules": [{"from": [{"source": {"serviceAccounts": ["a/b"], "namespaces": ["a"]}}]}]}),
         "Cannot set serviceAccounts with namespaces or principals",
@@ -67,34 +90,103 @@ fn sources_and_operations() {
         json!({"rules": [{"from": [{"source": {"notServiceAccounts": ["a/b"], "notPrincipals": ["a"]}}]}]}),
         "Cannot set serviceAccounts with namespaces or principals",
     );
-    has(json!({"rules": [{"from": [{"source": {"serviceAccounts": ["a/b/c"]}}]}]}), "invalid service account");
-    has(json!({"rules": [{"from": [{"source": {"principals": [""]}}]}]}), "empty value not allowed, found in principals");
-    has(json!({"rules": [{"from": [{"source": {"ipBlocks": ["1.2.3.4/40"]}}]}]}), "not a valid CIDR");
-    has(json!({"rules": [{"from": [{"source": {"notRemoteIpBlocks": ["abc"]}}]}]}), "not a valid IP");
-    has(json!({"rules": [{"to": [{"operation": {"ports": ["http"]}}]}]}), "bad port (http)");
-    has(json!({"rules": [{"to": [{"operation": {"notPorts": ["70000"]}}]}]}), "bad port (70000)");
-    has(json!({"rules": [{"to": [{"operation": {"paths": ["/{name}/x/{*}"]}}]}]}), "invalid or unsupported path template");
-    has(json!({"rules": [{"to": [{"operation": {"notPaths": ["/a/*/{**}"]}}]}]}), "invalid or unsupported path template");
-    has(json!({"rules": [{"to": [{"operation": {"methods": [""]}}]}]}), "empty value not allowed, found in methods");
+    has(
+        json!({"rules": [{"from": [{"source": {"serviceAccounts": ["a/b/c"]}}]}]}),
+        "invalid service account",
+    );
+    has(
+        json!({"rules": [{"from": [{"source": {"principals": [""]}}]}]}),
+        "empty value not allowed, found in principals",
+    );
+    has(
+        json!({"rules": [{"from": [{"source": {"ipBlocks": ["1.2.3.4/40"]}}]}]}),
+        "not a valid CIDR",
+    );
+    has(
+        json!({"rules": [{"from": [{"source": {"notRemoteIpBlocks": ["abc"]}}]}]}),
+        "not a valid IP",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {"ports": ["http"]}}]}]}),
+        "bad port (http)",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {"notPorts": ["70000"]}}]}]}),
+        "bad port (70000)",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {"paths": ["/{name}/x/{*}"]}}]}]}),
+        "invalid or unsupported path template",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {"notPaths": ["/a/*/{**}"]}}]}]}),
+        "invalid or unsupported path template",
+    );
+    has(
+        json!({"rules": [{"to": [{"operation": {"methods": [""]}}]}]}),
+        "empty value not allowed, found in methods",
+    );
     // Warnings, not errors.
-    has(json!({"rules": [{"to": [{"operation": {"paths": ["api/v1"]}}]}]}), "does not start with '/'");
-    has(json!({"rules": [{"from": [{"source": {"principals": ["a*b"]}}]}]}), "matched literally");
+    has(
+        json!({"rules": [{"to": [{"operation": {"paths": ["api/v1"]}}]}]}),
+        "does not start with '/'",
+    );
+    has(
+        json!({"rules": [{"from": [{"source": {"principals": ["a*b"]}}]}]}),
+        "matched literally",
+    );
 }
 
 #[test]
 fn conditions() {
-    has(json!({"rules": [{"when": [{"values": ["a"]}]}]}), "key: Required value");
-    has(json!({"rules": [{"when": [{"key": "", "values": ["a"]}]}]}), "`key` must not be empty");
-    has(json!({"rules": [{"when": [{"key": "source.ip"}]}]}), "at least one of `values` or `notValues`");
-    has(json!({"rules": [{"when": [{"key": "source.ip", "values": ["x"]}]}]}), "invalid `value` for `key` source.ip");
-    has(json!({"rules": [{"when": [{"key": "destination.port", "notValues": ["x"]}]}]}), "invalid `notValue` for `key` destination.port");
-    has(json!({"rules": [{"when": [{"key": "request.headers", "values": ["x"]}]}]}), "should have format a[b]");
-    has(json!({"rules": [{"when": [{"key": "request.headers[]", "values": ["x"]}]}]}), "should have format a[b]");
-    has(json!({"rules": [{"when": [{"key": "foo.bar", "values": ["x"]}]}]}), "unknown attribute: foo.bar");
-    has(json!({"rules": [{"when": [{"key": "destination.namespace", "values": ["x"]}]}]}), "replaced by the metadata.namespace");
-    has(json!({"rules": [{"when": [{"key": "destination.labels[app]", "values": ["x"]}]}]}), "replaced by the workload selector");
-    has(json!({"rules": [{"when": [{"key": "destination.user", "values": ["x"]}]}]}), "deprecated attribute");
-    has(json!({"rules": [{"when": [{"key": "connection.sni", "values": [""]}]}]}), "empty value not allowed");
+    has(
+        json!({"rules": [{"when": [{"values": ["a"]}]}]}),
+        "key: Required value",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "", "values": ["a"]}]}]}),
+        "`key` must not be empty",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "source.ip"}]}]}),
+        "at least one of `values` or `notValues`",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "source.ip", "values": ["x"]}]}]}),
+        "invalid `value` for `key` source.ip",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "destination.port", "notValues": ["x"]}]}]}),
+        "invalid `notValue` for `key` destination.port",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "request.headers", "values": ["x"]}]}]}),
+        "should have format a[b]",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "request.headers[]", "values": ["x"]}]}]}),
+        "should have format a[b]",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "foo.bar", "values": ["x"]}]}]}),
+        "unknown attribute: foo.bar",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "destination.namespace", "values": ["x"]}]}]}),
+        "replaced by the metadata.namespace",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "destination.labels[app]", "values": ["x"]}]}]}),
+        "replaced by the workload selector",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "destination.user", "values": ["x"]}]}]}),
+        "deprecated attribute",
+    );
+    has(
+        json!({"rules": [{"when": [{"key": "connection.sni", "values": [""]}]}]}),
+        "empty value not allowed",
+    );
     clean(json!({"rules": [{"when": [
         {"key": "request.auth.claims[a][b]", "values": ["x"]},
         {"key": "experimental.envoy.filters.a.b[c]", "notValues": ["x"]},
@@ -110,7 +202,9 @@ fn deny_with_only_http_attributes_warns() {
         json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}),
         "will deny all traffic to TCP ports",
     );
-    clean(json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["GET"], "ports": ["80"]}}]}]}));
+    clean(
+        json!({"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["GET"], "ports": ["80"]}}]}]}),
+    );
 }
 
 #[test]
@@ -118,7 +212,10 @@ fn null_rules_are_rejected_when_decoding() {
     let e = serde_json::from_value::<AuthorizationPolicy>(json!({"rules": [{"from": [null]}]}))
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("spec.rules[0].from[0] in body must be of type object"), "{e}");
+    assert!(
+        e.starts_with("spec.rules[0].from[0] in body must be of type object"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -127,6 +224,11 @@ fn attachment_is_checked() {
         json!({"selector": {"matchLabels": {"a": "b"}}, "targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]}),
         "only one of targetRefs or selector can be set",
     );
-    clean(json!({"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]}));
-    has(json!({"targetRef": {"kind": "Service", "name": "s", "namespace": "other"}}), "cross namespace referencing");
+    clean(
+        json!({"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]}),
+    );
+    has(
+        json!({"targetRef": {"kind": "Service", "name": "s", "namespace": "other"}}),
+        "cross namespace referencing",
+    );
 }

@@ -152,7 +152,8 @@ fn validate_rule(rule: &Rule, action: Action, path: &FieldPath, p: &mut Problems
     for (j, c) in rule.when.iter().enumerate() {
         validate_condition(c, custom, &path.field("when").index(j), p);
     }
-    if action == Action::Deny && ((from_exists && !to_exists && !tcp_from) || (to_exists && !tcp_to))
+    if action == Action::Deny
+        && ((from_exists && !to_exists && !tcp_from) || (to_exists && !tcp_to))
     {
         p.warn(
             path,

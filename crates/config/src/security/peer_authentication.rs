@@ -69,7 +69,7 @@ fn port_level_mtls<'de, D: Deserializer<'de>>(
     }
     let mut out = BTreeMap::new();
     for (k, v) in raw {
-        let port: u32 = k.trim().parse().map_err(|_| {
+        let port: u32 = k.parse().map_err(|_| {
             de::Error::custom(format!(
                 "type conversion error from string {k:?} to port number: portLevelMtls keys \
                  must be port numbers between 1 and 65535, e.g. \"8080\""
@@ -115,7 +115,7 @@ impl Validate for PeerAuthentication {
         {
             p.warn(
                 &path.field("mtls").field("mode"),
-                "UNSET at mesh scope means PERMISSIVE",
+                "mode UNSET at mesh scope means PERMISSIVE: plain-text connections are accepted",
             );
         }
     }
@@ -142,10 +142,7 @@ mod tests {
             "mtls": {"mode": "PERMISSIVE"},
             "portLevelMtls": {"80": {"mode": "STRICT"}}
         }));
-        assert_eq!(
-            s.port_level_mtls[&80].mode,
-            Some(MutualTlsMode::Strict)
-        );
+        assert_eq!(s.port_level_mtls[&80].mode, Some(MutualTlsMode::Strict));
         assert!(problems_of(&s, &Context::for_test("PeerAuthentication")).is_empty());
         let back = serde_json::to_value(&s).unwrap();
         assert_eq!(back["portLevelMtls"]["80"]["mode"], "STRICT");
@@ -172,15 +169,25 @@ mod tests {
     #[test]
     fn port_level_needs_selector_and_valid_ports() {
         let e = errors(json!({"portLevelMtls": {"80": {"mode": "STRICT"}}}));
-        assert!(e.iter().any(|m| m.contains("portLevelMtls requires selector")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("portLevelMtls requires selector")),
+            "{e:?}"
+        );
         let e = errors(json!({"selector": {}, "portLevelMtls": {"80": {"mode": "STRICT"}}}));
-        assert!(e.iter().any(|m| m.contains("portLevelMtls requires selector")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("portLevelMtls requires selector")),
+            "{e:?}"
+        );
         let e = errors(json!({
             "selector": {"matchLabels": {"a": "b"}},
             "portLevelMtls": {"0": {"mode": "STRICT"}, "42949672": {"mode": "STRICT"}}
         }));
         assert_eq!(
-            e.iter().filter(|m| m.contains("port must be between 1-65535")).count(),
+            e.iter()
+                .filter(|m| m.contains("port must be between 1-65535"))
+                .count(),
             2,
             "{e:?}"
         );
@@ -189,6 +196,9 @@ mod tests {
     #[test]
     fn selector_wildcards_are_errors() {
         let e = errors(json!({"selector": {"matchLabels": {"app": "x*"}}}));
-        assert!(e.iter().any(|m| m.contains("wildcard not allowed")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("wildcard not allowed")),
+            "{e:?}"
+        );
     }
 }

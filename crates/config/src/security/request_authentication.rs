@@ -124,11 +124,9 @@ const CLAIM_HEADER_PATTERN: &str = "^[-_A-Za-z0-9]+$";
 /// Reads `timeout`, saying what a valid one looks like when it does not parse.
 fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    text.parse::<Duration>().map(Some).map_err(|e| {
-        de::Error::custom(format!(
-            "must be a valid duration greater than 1ms: {e}"
-        ))
-    })
+    text.parse::<Duration>()
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("must be a valid duration greater than 1ms: {e}")))
 }
 
 impl Validate for RequestAuthentication {
@@ -157,13 +155,18 @@ impl Validate for JwtRule {
                 "issuer or jwksUri must be non-empty string: set issuer to the tokens' `iss` claim",
             );
         }
-        non_empty_items(&self.audiences, p, &path.field("audiences"), "an accepted `aud` value");
+        non_empty_items(
+            &self.audiences,
+            p,
+            &path.field("audiences"),
+            "an accepted `aud` value",
+        );
         if !uri.is_empty() {
             p.check(&path.field("jwksUri"), jwks_uri(uri));
         } else if self.jwks_uri.is_some() {
             empty_string(p, &path.field("jwksUri"), "the https URL of the key set");
         }
-        if let Some(jwks) = &self.jwks {
+        if let Some(jwks) = self.jwks.as_ref().filter(|j| !j.is_empty()) {
             p.check(&path.field("jwks"), jwks_document(jwks));
             if !uri.is_empty() {
                 p.warn(
@@ -174,27 +177,52 @@ impl Validate for JwtRule {
         }
         for (i, h) in self.from_headers.iter().enumerate() {
             let at = path.field("fromHeaders").index(i);
-            if let Some(name) = required_string(&h.name, p, &at.field("name"), "the header carrying the token") {
+            if let Some(name) = required_string(
+                &h.name,
+                p,
+                &at.field("name"),
+                "the header carrying the token",
+            ) {
                 if let Err(e) = checks::header_name(name) {
                     p.warn(&at.field("name"), format!("{e}; no request can carry it"));
                 }
             }
         }
-        non_empty_items(&self.from_params, p, &path.field("fromParams"), "a query parameter name");
-        non_empty_items(&self.from_cookies, p, &path.field("fromCookies"), "a cookie name");
-        non_empty_items(&self.space_delimited_claims, p, &path.field("spaceDelimitedClaims"), "a claim name");
+        non_empty_items(
+            &self.from_params,
+            p,
+            &path.field("fromParams"),
+            "a query parameter name",
+        );
+        non_empty_items(
+            &self.from_cookies,
+            p,
+            &path.field("fromCookies"),
+            "a cookie name",
+        );
+        non_empty_items(
+            &self.space_delimited_claims,
+            p,
+            &path.field("spaceDelimitedClaims"),
+            "a claim name",
+        );
         if let Some(h) = &self.output_payload_to_header {
             let at = path.field("outputPayloadToHeader");
             if h.is_empty() {
                 empty_string(p, &at, "a header name");
             } else if let Err(e) = checks::header_name(h) {
-                p.error(&at, format!("{e} (pseudo-headers such as :authority cannot be set)"));
+                p.error(
+                    &at,
+                    format!("{e} (pseudo-headers such as :authority cannot be set)"),
+                );
             }
         }
         for (i, c) in self.output_claim_to_headers.iter().enumerate() {
             let at = path.field("outputClaimToHeaders").index(i);
             required_string(&c.claim, p, &at.field("claim"), "the claim to copy");
-            if let Some(h) = required_string(&c.header, p, &at.field("header"), "the header to write") {
+            if let Some(h) =
+                required_string(&c.header, p, &at.field("header"), "the header to write")
+            {
                 let ok = h
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
@@ -225,7 +253,8 @@ fn jwks_uri(uri: &str) -> Result<(), String> {
             uri.len()
         ));
     }
-    let hint = "url must have scheme http:// or https://, e.g. https://example.com/.well-known/jwks.json";
+    let hint =
+        "url must have scheme http:// or https://, e.g. https://example.com/.well-known/jwks.json";
     match url::Url::parse(uri) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => Ok(()),
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
@@ -246,15 +275,17 @@ fn jwks_document(text: &str) -> Result<(), String> {
         .map_err(|e| format!("jwks parse error: not JSON ({e}); {hint}"))?;
     let key_ok = |k: &serde_json::Value| k.get("kty").and_then(|t| t.as_str()).is_some();
     match v.get("keys") {
-        Some(serde_json::Value::Array(keys)) => {
-            match keys.iter().position(|k| !key_ok(k)) {
-                Some(i) => Err(format!("jwks parse error: keys[{i}] has no \"kty\"; {hint}")),
-                None => Ok(()),
-            }
-        }
+        Some(serde_json::Value::Array(keys)) => match keys.iter().position(|k| !key_ok(k)) {
+            Some(i) => Err(format!(
+                "jwks parse error: keys[{i}] has no \"kty\"; {hint}"
+            )),
+            None => Ok(()),
+        },
         Some(_) => Err(format!("jwks parse error: \"keys\" is not a list; {hint}")),
         None if key_ok(&v) => Ok(()),
-        None => Err(format!("jwks parse error: no \"keys\" and no \"kty\"; {hint}")),
+        None => Err(format!(
+            "jwks parse error: no \"keys\" and no \"kty\"; {hint}"
+        )),
     }
 }
 
@@ -271,7 +302,10 @@ mod tests {
 
     fn has(v: serde_json::Value, fragment: &str) {
         let got = problems(v);
-        assert!(got.iter().any(|m| m.contains(fragment)), "expected {fragment:?} in {got:?}");
+        assert!(
+            got.iter().any(|m| m.contains(fragment)),
+            "expected {fragment:?} in {got:?}"
+        );
     }
 
     fn decode_err(v: serde_json::Value) -> String {
@@ -305,33 +339,92 @@ mod tests {
 
     #[test]
     fn rule_fields() {
-        has(json!({"jwtRules": [{}]}), "issuer or jwksUri must be non-empty");
-        has(json!({"jwtRules": [{"issuer": "e", "audiences": [""]}]}), "spec.jwtRules[0].audiences[0] in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "jwksUri": "hTPp\\\u{8}lah"}]}), "url must have scheme");
-        has(json!({"jwtRules": [{"issuer": "e", "jwksUri": "ftp://x/keys"}]}), "url must have scheme");
-        has(json!({"jwtRules": [{"issuer": "e", "jwks": "not json"}]}), "jwks parse error");
-        has(json!({"jwtRules": [{"issuer": "e", "jwks": "{\"keys\": 3}"}]}), "jwks parse error");
-        has(json!({"jwtRules": [{"issuer": "e", "jwks": "{\"keys\": []}", "jwksUri": "https://a/b"}]}), "both jwks and jwksUri");
-        has(json!({"jwtRules": [{"issuer": "e", "fromHeaders": [{"prefix": "x"}]}]}), "fromHeaders[0].name: Required value");
-        has(json!({"jwtRules": [{"issuer": "e", "fromHeaders": [{"name": ""}]}]}), "fromHeaders[0].name in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "fromParams": [""]}]}), "fromParams[0] in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "fromCookies": [""]}]}), "fromCookies[0] in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "spaceDelimitedClaims": [""]}]}), "spaceDelimitedClaims[0] in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "", "header": "h"}]}]}), "claim in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "c", "header": ""}]}]}), "header in body should be at least 1 chars long");
-        has(json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "c", "header": ":authority"}]}]}), "header in body should match");
-        has(json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"header": "h"}]}]}), "claim: Required value");
-        has(json!({"jwtRules": [{"issuer": "e", "outputPayloadToHeader": ":path"}]}), "header name \":path\" is invalid");
-        has(json!({"jwtRules": [{"issuer": "e", "timeout": "0s"}]}), "must be a valid duration greater than");
+        has(
+            json!({"jwtRules": [{}]}),
+            "issuer or jwksUri must be non-empty",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "audiences": [""]}]}),
+            "spec.jwtRules[0].audiences[0] in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "jwksUri": "hTPp\\\u{8}lah"}]}),
+            "url must have scheme",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "jwksUri": "ftp://x/keys"}]}),
+            "url must have scheme",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "jwks": "not json"}]}),
+            "jwks parse error",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "jwks": "{\"keys\": 3}"}]}),
+            "jwks parse error",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "jwks": "{\"keys\": []}", "jwksUri": "https://a/b"}]}),
+            "both jwks and jwksUri",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "fromHeaders": [{"prefix": "x"}]}]}),
+            "fromHeaders[0].name: Required value",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "fromHeaders": [{"name": ""}]}]}),
+            "fromHeaders[0].name in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "fromParams": [""]}]}),
+            "fromParams[0] in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "fromCookies": [""]}]}),
+            "fromCookies[0] in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "spaceDelimitedClaims": [""]}]}),
+            "spaceDelimitedClaims[0] in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "", "header": "h"}]}]}),
+            "claim in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "c", "header": ""}]}]}),
+            "header in body should be at least 1 chars long",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"claim": "c", "header": ":authority"}]}]}),
+            "header in body should match",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [{"header": "h"}]}]}),
+            "claim: Required value",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "outputPayloadToHeader": ":path"}]}),
+            "header name \":path\" is invalid",
+        );
+        has(
+            json!({"jwtRules": [{"issuer": "e", "timeout": "0s"}]}),
+            "must be a valid duration greater than",
+        );
     }
 
     #[test]
     fn decode_errors() {
         let e = decode_err(json!({"jwtRules": [null]}));
-        assert!(e.starts_with("spec.jwtRules[0] in body must be of type object"), "{e}");
+        assert!(
+            e.starts_with("spec.jwtRules[0] in body must be of type object"),
+            "{e}"
+        );
         let e = decode_err(json!({"jwtRules": [{"issuer": "e", "outputClaimToHeaders": [null]}]}));
         assert!(
-            e.starts_with("spec.jwtRules[0].outputClaimToHeaders[0] in body must be of type object"),
+            e.starts_with(
+                "spec.jwtRules[0].outputClaimToHeaders[0] in body must be of type object"
+            ),
             "{e}"
         );
         let e = decode_err(json!({"jwtRules": [{"issuer": "e", "timeout": "apple"}]}));
@@ -344,6 +437,9 @@ mod tests {
             json!({"selector": {"matchLabels": {"a": "b"}}, "targetRef": {"kind": "Service", "name": "foo"}}),
             "only one of targetRefs or selector can be set",
         );
-        has(json!({"targetRef": {"group": "", "kind": "Service"}}), "targetRef.name: Required value");
+        has(
+            json!({"targetRef": {"group": "", "kind": "Service"}}),
+            "targetRef.name: Required value",
+        );
     }
 }

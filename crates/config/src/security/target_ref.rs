@@ -173,11 +173,19 @@ pub(crate) fn validate_target_ref(
 ) {
     static GROUP: OnceLock<Regex> = OnceLock::new();
     static KIND: OnceLock<Regex> = OnceLock::new();
-    let name = required_string(&r.name, p, &path.field("name"), "the name of the target resource");
+    let name = required_string(
+        &r.name,
+        p,
+        &path.field("name"),
+        "the name of the target resource",
+    );
     if name.is_some_and(|n| n.len() > 253) {
         p.error(
             &path.field("name"),
-            format!("{} may not be longer than 253 characters", path.field("name")),
+            format!(
+                "{} may not be longer than 253 characters",
+                path.field("name")
+            ),
         );
     }
     let group = r.group.as_deref().unwrap_or("");
@@ -190,7 +198,12 @@ pub(crate) fn validate_target_ref(
             "use \"\" (core), \"networking.istio.io\" or \"gateway.networking.k8s.io\"",
         );
     }
-    let kind = required_string(&r.kind, p, &path.field("kind"), "the kind of the target resource, e.g. Service");
+    let kind = required_string(
+        &r.kind,
+        p,
+        &path.field("kind"),
+        "the kind of the target resource, e.g. Service",
+    );
     let kind_ok = match kind {
         Some(k) if k.len() > 63 || !re(&KIND, KIND_PATTERN).is_match(k) => {
             should_match(
@@ -225,7 +238,10 @@ pub(crate) fn validate_target_ref(
             .iter()
             .any(|(g, k)| *g == canonical && *k == kind)
         {
-            let allowed: Vec<String> = TARGET_KINDS.iter().map(|(g, k)| format!("{g}/{k}")).collect();
+            let allowed: Vec<String> = TARGET_KINDS
+                .iter()
+                .map(|(g, k)| format!("{g}/{k}"))
+                .collect();
             p.error(
                 path,
                 format!(
@@ -277,9 +293,10 @@ where
                     Err(e) => {
                         let msg = e.to_string();
                         return match msg.strip_prefix(PARTIAL) {
-                            Some(rest) => {
-                                Err(de::Error::custom(finish(self.field, &format!("[{i}].{rest}"))))
-                            }
+                            Some(rest) => Err(de::Error::custom(finish(
+                                self.field,
+                                &format!("[{i}].{rest}"),
+                            ))),
                             None => Err(e),
                         };
                     }
@@ -392,9 +409,18 @@ mod tests {
             name: Some("foo".into()),
             namespace: None,
         };
-        validate_attachment(&Some(sel), &Some(r.clone()), &[], &cx, &FieldPath::spec(), &mut p);
+        validate_attachment(
+            &Some(sel),
+            &Some(r.clone()),
+            &[],
+            &cx,
+            &FieldPath::spec(),
+            &mut p,
+        );
         let msgs: Vec<String> = p.iter().map(|x| x.message.clone()).collect();
-        assert!(msgs.iter().any(|m| m.contains("only one of targetRefs or selector")));
+        assert!(msgs
+            .iter()
+            .any(|m| m.contains("only one of targetRefs or selector")));
 
         let mut p = Problems::new();
         let bad = PolicyTargetReference {
@@ -404,12 +430,27 @@ mod tests {
             namespace: Some("bar".into()),
         };
         validate_target_ref(&bad, &cx, &FieldPath::spec().field("targetRef"), &mut p);
-        let all: Vec<String> = p.iter().map(|x| format!("{}: {}", x.path, x.message)).collect();
+        let all: Vec<String> = p
+            .iter()
+            .map(|x| format!("{}: {}", x.path, x.message))
+            .collect();
         let text = all.join("\n");
-        assert!(text.contains("spec.targetRef.name: Required value"), "{text}");
-        assert!(text.contains("spec.targetRef.group in body should match"), "{text}");
-        assert!(text.contains("spec.targetRef.kind in body should match"), "{text}");
-        assert!(text.contains("cross namespace referencing is not currently supported"), "{text}");
+        assert!(
+            text.contains("spec.targetRef.name: Required value"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.targetRef.group in body should match"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.targetRef.kind in body should match"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cross namespace referencing is not currently supported"),
+            "{text}"
+        );
 
         let mut p = Problems::new();
         let wrong_kind = PolicyTargetReference {
@@ -417,8 +458,15 @@ mod tests {
             name: Some("x".into()),
             ..Default::default()
         };
-        validate_target_ref(&wrong_kind, &cx, &FieldPath::spec().field("targetRef"), &mut p);
-        assert!(p.iter().any(|x| x.message.contains("targetRef must be to one of")));
+        validate_target_ref(
+            &wrong_kind,
+            &cx,
+            &FieldPath::spec().field("targetRef"),
+            &mut p,
+        );
+        assert!(p
+            .iter()
+            .any(|x| x.message.contains("targetRef must be to one of")));
         let mut p = Problems::new();
         validate_target_ref(&r, &cx, &FieldPath::spec().field("targetRef"), &mut p);
         assert!(p.is_empty());
@@ -432,8 +480,12 @@ mod tests {
         s.match_labels.insert("app".into(), "v*".into());
         validate_selector(&s, &FieldPath::spec().field("selector"), &mut p);
         let text: Vec<String> = p.iter().map(|x| x.message.clone()).collect();
-        assert!(text.iter().any(|m| m.contains("wildcard not allowed in label key match")));
-        assert!(text.iter().any(|m| m.contains("wildcard not allowed in label value match")));
+        assert!(text
+            .iter()
+            .any(|m| m.contains("wildcard not allowed in label key match")));
+        assert!(text
+            .iter()
+            .any(|m| m.contains("wildcard not allowed in label value match")));
         let mut p = Problems::new();
         validate_selector(&LabelSelector::default(), &FieldPath::spec(), &mut p);
         assert!(!p.has_errors() && p.len() == 1);

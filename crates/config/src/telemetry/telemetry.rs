@@ -29,10 +29,18 @@ pub struct Telemetry {
     )]
     pub target_refs: Vec<PolicyTargetReference>,
     /// Tracing settings (Istio supports one entry).
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "tracing")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "tracing"
+    )]
     pub tracing: Vec<Tracing>,
     /// Metrics settings, per provider.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "metrics")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "metrics"
+    )]
     pub metrics: Vec<Metrics>,
     /// Access log settings, per provider.
     #[serde(
@@ -75,7 +83,11 @@ pub struct Tracing {
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub match_: Option<TracingSelector>,
     /// Tracing providers (Istio supports one).
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "providers")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "providers"
+    )]
     pub providers: Vec<ProviderRef>,
     /// Extra span tags, by tag name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -159,10 +171,18 @@ pub struct FormatterTag {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metrics {
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "providers")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "providers"
+    )]
     pub providers: Vec<ProviderRef>,
     /// Applied in order; a later override wins.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "overrides")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "overrides"
+    )]
     pub overrides: Vec<MetricsOverrides>,
     /// How often TCP metrics are reported (at least 1ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,7 +257,11 @@ crate::string_enum! {
 pub struct AccessLogging {
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub match_: Option<LogSelector>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "providers")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "providers"
+    )]
     pub providers: Vec<ProviderRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,

@@ -64,13 +64,19 @@ fn custom_tag(tag: &CustomTag, path: &FieldPath, p: &mut Problems) {
         + tag.environment.is_some() as usize
         + tag.header.is_some() as usize
         + tag.formatter.is_some() as usize;
-    if set != 1 {
+    if set > 1 {
         p.error(
             path,
             format!(
                 "a custom tag must set exactly one of literal, environment, header or formatter \
                  ({set} set)"
             ),
+        );
+    } else if set == 0 {
+        p.warn(
+            path,
+            "the custom tag sets none of literal, environment, header or formatter, so it adds \
+             nothing to spans",
         );
     }
     if let Some(l) = &tag.literal {
@@ -163,7 +169,12 @@ fn access_logging(l: &AccessLogging, path: &FieldPath, p: &mut Problems) {
     providers(&l.providers, &path.field("providers"), p);
     if let Some(f) = &l.filter {
         let at = path.field("filter").field("expression");
-        if let Some(expr) = required_string(&f.expression, p, &at, "a CEL expression such as response.code >= 400") {
+        if let Some(expr) = required_string(
+            &f.expression,
+            p,
+            &at,
+            "a CEL expression such as response.code >= 400",
+        ) {
             p.check(&at, cel_shape(expr));
         }
     }
@@ -186,7 +197,9 @@ fn cel_shape(expr: &str) -> Result<(), String> {
                     }
                 }
                 if !closed {
-                    return Err(format!("invalid CEL expression {expr:?}: unterminated string literal"));
+                    return Err(format!(
+                        "invalid CEL expression {expr:?}: unterminated string literal"
+                    ));
                 }
             }
             '(' | '[' | '{' => stack.push(c),
@@ -223,7 +236,10 @@ mod tests {
 
     fn has(v: serde_json::Value, fragment: &str) {
         let got = problems(v);
-        assert!(got.iter().any(|m| m.contains(fragment)), "expected {fragment:?} in {got:?}");
+        assert!(
+            got.iter().any(|m| m.contains(fragment)),
+            "expected {fragment:?} in {got:?}"
+        );
     }
 
     #[test]
@@ -260,26 +276,86 @@ mod tests {
 
     #[test]
     fn rules() {
-        has(json!({"metrics": [{"providers": [{"name": ""}]}]}), "name in body should be at least 1 chars long");
-        has(json!({"accessLogging": [{"providers": [{}]}]}), "providers[0].name: Required value");
-        has(json!({"metrics": [{"overrides": [{"match": {"customMetric": ""}}]}]}), "customMetric in body should be at least 1 chars long");
-        has(json!({"metrics": [{"overrides": [{"match": {"customMetric": "a", "metric": "REQUEST_COUNT"}}]}]}), "only one of metric or customMetric");
-        has(json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"operation": "UPSERT"}}}]}]}), "value must be set when operation is UPSERT");
-        has(json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {}}}]}]}), "value must be set when operation is UPSERT");
-        has(json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"operation": "REMOVE", "value": "x"}}}]}]}), "value must not be set when operation is REMOVE");
-        has(json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"value": "request.method("}}}]}]}), "invalid CEL expression");
-        has(json!({"metrics": [{"reportingInterval": "0s"}]}), "must be a valid duration greater than");
-        has(json!({"tracing": [{"randomSamplingPercentage": 101}]}), "randomSamplingPercentage must be in range");
-        has(json!({"tracing": [{}, {}]}), "multiple tracing is not currently supported");
-        has(json!({"tracing": [{"providers": [{"name": "a"}, {"name": "b"}]}]}), "multiple providers");
-        has(json!({"tracing": [{"customTags": {"a": {}}}]}), "exactly one of literal");
-        has(json!({"tracing": [{"customTags": {"a": {"literal": {"value": "x"}, "header": {"name": "y"}}}}]}), "exactly one of literal");
-        has(json!({"tracing": [{"customTags": {"a": {"literal": {}}}}]}), "literal tag value may not be empty");
-        has(json!({"tracing": [{"customTags": {"a": {"header": {"name": ""}}}}]}), "header tag name may not be empty");
-        has(json!({"tracing": [{"customTags": {"a": {"environment": {}}}}]}), "environment tag name may not be empty");
-        has(json!({"tracing": [{"customTags": {"a": {"formatter": {}}}}]}), "formatter tag value may not be empty");
-        has(json!({"accessLogging": [{"filter": {}}]}), "filter.expression: Required value");
-        has(json!({"accessLogging": [{"filter": {"expression": "a == 'b"}}]}), "unterminated string literal");
+        has(
+            json!({"metrics": [{"providers": [{"name": ""}]}]}),
+            "name in body should be at least 1 chars long",
+        );
+        has(
+            json!({"accessLogging": [{"providers": [{}]}]}),
+            "providers[0].name: Required value",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"match": {"customMetric": ""}}]}]}),
+            "customMetric in body should be at least 1 chars long",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"match": {"customMetric": "a", "metric": "REQUEST_COUNT"}}]}]}),
+            "only one of metric or customMetric",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"operation": "UPSERT"}}}]}]}),
+            "value must be set when operation is UPSERT",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {}}}]}]}),
+            "value must be set when operation is UPSERT",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"operation": "REMOVE", "value": "x"}}}]}]}),
+            "value must not be set when operation is REMOVE",
+        );
+        has(
+            json!({"metrics": [{"overrides": [{"tagOverrides": {"foo": {"value": "request.method("}}}]}]}),
+            "invalid CEL expression",
+        );
+        has(
+            json!({"metrics": [{"reportingInterval": "0s"}]}),
+            "must be a valid duration greater than",
+        );
+        has(
+            json!({"tracing": [{"randomSamplingPercentage": 101}]}),
+            "randomSamplingPercentage must be in range",
+        );
+        has(
+            json!({"tracing": [{}, {}]}),
+            "multiple tracing is not currently supported",
+        );
+        has(
+            json!({"tracing": [{"providers": [{"name": "a"}, {"name": "b"}]}]}),
+            "multiple providers",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {}}}]}),
+            "sets none of literal",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {"literal": {"value": "x"}, "header": {"name": "y"}}}}]}),
+            "exactly one of literal",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {"literal": {}}}}]}),
+            "literal tag value may not be empty",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {"header": {"name": ""}}}}]}),
+            "header tag name may not be empty",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {"environment": {}}}}]}),
+            "environment tag name may not be empty",
+        );
+        has(
+            json!({"tracing": [{"customTags": {"a": {"formatter": {}}}}]}),
+            "formatter tag value may not be empty",
+        );
+        has(
+            json!({"accessLogging": [{"filter": {}}]}),
+            "filter.expression: Required value",
+        );
+        has(
+            json!({"accessLogging": [{"filter": {"expression": "a == 'b"}}]}),
+            "unterminated string literal",
+        );
         has(
             json!({"selector": {"matchLabels": {"a": "b"}}, "targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "g"}]}),
             "only one of targetRefs or selector can be set",
@@ -288,13 +364,18 @@ mod tests {
 
     #[test]
     fn enums_and_nulls_fail_to_decode() {
-        let e = serde_json::from_value::<Telemetry>(json!({"metrics": [{"overrides": [{"match": {"metric": "NOPE"}}]}]}))
-            .unwrap_err()
-            .to_string();
+        let e = serde_json::from_value::<Telemetry>(
+            json!({"metrics": [{"overrides": [{"match": {"metric": "NOPE"}}]}]}),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Unsupported value: \"NOPE\""), "{e}");
         let e = serde_json::from_value::<Telemetry>(json!({"metrics": [{"providers": [null]}]}))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("spec.metrics[0].providers[0] in body must be of type object"), "{e}");
+        assert!(
+            e.starts_with("spec.metrics[0].providers[0] in body must be of type object"),
+            "{e}"
+        );
     }
 }
