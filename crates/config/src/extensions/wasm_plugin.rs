@@ -7,6 +7,7 @@ use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 use crate::path::FieldPath;
+use crate::security::target_ref::object_list_fn;
 use crate::security::target_ref::{
     empty_string, non_null_string, required, required_string, should_match, validate_attachment,
 };
@@ -77,10 +78,10 @@ pub struct WasmPlugin {
     pub type_: Option<PluginType>,
 }
 
-crate::object_list_fn!(target_refs, "spec.targetRefs");
-crate::object_list_fn!(match_list, "spec.match");
-crate::object_list_fn!(ports_list, "ports");
-crate::object_list_fn!(env_list, "spec.vmConfig.env");
+object_list_fn!(target_refs, "spec.targetRefs");
+object_list_fn!(match_list, "spec.match");
+object_list_fn!(ports_list, "ports");
+object_list_fn!(env_list, "spec.vmConfig.env");
 
 fn url_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     non_null_string(d, "spec.url")

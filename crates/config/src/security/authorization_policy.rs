@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::target_ref::validate_attachment;
 use crate::path::FieldPath;
+use crate::security::target_ref::object_list_fn;
 use crate::types::{LabelSelector, PolicyTargetReference};
 use crate::validation::{Context, Problems, Validate};
 
@@ -44,11 +45,11 @@ pub struct AuthorizationPolicy {
     pub provider: Option<ExtensionProvider>,
 }
 
-crate::object_list_fn!(target_refs, "spec.targetRefs");
-crate::object_list_fn!(rules, "spec.rules");
-crate::object_list_fn!(from_list, "from");
-crate::object_list_fn!(to_list, "to");
-crate::object_list_fn!(when_list, "when");
+object_list_fn!(target_refs, "spec.targetRefs");
+object_list_fn!(rules, "spec.rules");
+object_list_fn!(from_list, "from");
+object_list_fn!(to_list, "to");
+object_list_fn!(when_list, "when");
 
 crate::string_enum! {
     /// `AuthorizationPolicy.Action`.

@@ -9,6 +9,7 @@ use super::target_ref::{
     empty_string, non_empty_items, required_string, should_match, validate_attachment,
 };
 use crate::path::FieldPath;
+use crate::security::target_ref::object_list_fn;
 use crate::types::{Duration, LabelSelector, PolicyTargetReference};
 use crate::validation::{checks, Context, Problems, Validate};
 
@@ -38,10 +39,10 @@ pub struct RequestAuthentication {
     pub jwt_rules: Vec<JwtRule>,
 }
 
-crate::object_list_fn!(target_refs, "spec.targetRefs");
-crate::object_list_fn!(jwt_rules, "spec.jwtRules");
-crate::object_list_fn!(from_headers, "fromHeaders");
-crate::object_list_fn!(claim_headers, "outputClaimToHeaders");
+object_list_fn!(target_refs, "spec.targetRefs");
+object_list_fn!(jwt_rules, "spec.jwtRules");
+object_list_fn!(from_headers, "fromHeaders");
+object_list_fn!(claim_headers, "outputClaimToHeaders");
 
 /// `JWTRule`: one accepted issuer and how to find, check and forward its tokens.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

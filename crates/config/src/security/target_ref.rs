@@ -330,8 +330,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Item<T> {
 
 /// Declares `fn $name(d) -> Result<Vec<T>, _>` for `#[serde(deserialize_with)]`,
 /// rejecting null entries of the list at `$field` (see [`object_list`]).
-#[macro_export]
-#[doc(hidden)]
 macro_rules! object_list_fn {
     ($name:ident, $field:literal) => {
         fn $name<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
@@ -343,6 +341,7 @@ macro_rules! object_list_fn {
         }
     };
 }
+pub(crate) use object_list_fn;
 
 /// Deserializes an optional string that may be left out but not written as `null`
 /// (`<field> in body must be of type string: "null"`).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::security::target_ref::validate_attachment;
+use crate::security::target_ref::{object_list_fn, validate_attachment};
 use crate::types::{Duration, LabelSelector, PolicyTargetReference};
 
 #[path = "telemetry_validate.rs"]
@@ -51,12 +51,12 @@ pub struct Telemetry {
     pub access_logging: Vec<AccessLogging>,
 }
 
-crate::object_list_fn!(target_refs, "spec.targetRefs");
-crate::object_list_fn!(tracing, "spec.tracing");
-crate::object_list_fn!(metrics, "spec.metrics");
-crate::object_list_fn!(access_logging, "spec.accessLogging");
-crate::object_list_fn!(providers, "providers");
-crate::object_list_fn!(overrides, "overrides");
+object_list_fn!(target_refs, "spec.targetRefs");
+object_list_fn!(tracing, "spec.tracing");
+object_list_fn!(metrics, "spec.metrics");
+object_list_fn!(access_logging, "spec.accessLogging");
+object_list_fn!(providers, "providers");
+object_list_fn!(overrides, "overrides");
 
 /// `ProviderRef`: a provider from `meshConfig.extensionProviders` (or a built-in one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
