@@ -7,3 +7,4 @@ pub mod request_authentication;
 pub use authorization_policy::AuthorizationPolicy;
 pub use peer_authentication::PeerAuthentication;
 pub use request_authentication::RequestAuthentication;
+pub mod target_ref;
