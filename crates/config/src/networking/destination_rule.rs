@@ -144,7 +144,7 @@ impl Validate for DestinationRule {
                 &host_path,
                 "Required value: set the service this rule applies to, e.g. reviews.prod.svc.cluster.local",
             ),
-            Some(h) => p.check(&host_path, checks::wildcard_domain(h)),
+            Some(h) => p.check(&host_path, net_checks::wildcard_host(h)),
         }
         self.traffic_policy
             .validate(cx, &path.field("trafficPolicy"), p);
@@ -195,7 +195,10 @@ fn validate_label_selector(sel: &LabelSelector, path: &FieldPath, p: &mut Proble
     let at = path.field("matchLabels");
     for k in sel.match_labels.keys() {
         if k.is_empty() {
-            p.error(&at, "empty key is not supported in selector: use a label name such as app");
+            p.error(
+                &at,
+                "empty key is not supported in selector: use a label name such as app",
+            );
         }
     }
     checks::selector_labels(&sel.match_labels, &at, p);
@@ -284,7 +287,8 @@ impl Validate for TrafficPolicy {
             pl.validate(cx, &at, p);
         }
         self.tunnel.validate(cx, &path.field("tunnel"), p);
-        self.retry_budget.validate(cx, &path.field("retryBudget"), p);
+        self.retry_budget
+            .validate(cx, &path.field("retryBudget"), p);
     }
 }
 
@@ -341,7 +345,7 @@ impl Validate for TunnelSettings {
                 "Required value: tunnel target host must be valid FQDN or IP address",
             ),
             Some(h) => {
-                if checks::fqdn(h).is_err() && checks::ip(h).is_err() {
+                if net_checks::fqdn(h).is_err() && checks::ip(h).is_err() {
                     p.error(
                         &host_path,
                         format!("tunnel target host must be valid FQDN or IP address (got {h:?})"),

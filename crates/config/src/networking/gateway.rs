@@ -122,7 +122,12 @@ impl Validate for Server {
         let bp = path.field("bind");
         if let Some(sock) = bind.strip_prefix(UNIX_PREFIX) {
             p.check(&bp, net_checks::unix_address(sock));
-            if self.port.as_ref().and_then(|x| x.number).is_some_and(|n| n != 0) {
+            if self
+                .port
+                .as_ref()
+                .and_then(|x| x.number)
+                .is_some_and(|n| n != 0)
+            {
                 p.error(
                     &path.field("port").field("number"),
                     "port number must be 0 for unix domain socket: a server bound to unix:// has no port",

@@ -52,7 +52,11 @@ impl Protocol {
     pub(crate) fn is_http(self) -> bool {
         matches!(
             self,
-            Protocol::Http | Protocol::Http2 | Protocol::HttpProxy | Protocol::Grpc | Protocol::GrpcWeb
+            Protocol::Http
+                | Protocol::Http2
+                | Protocol::HttpProxy
+                | Protocol::Grpc
+                | Protocol::GrpcWeb
         )
     }
 
@@ -160,7 +164,9 @@ pub(crate) fn export_to(
 /// abstract socket (`@name`).
 pub(crate) fn unix_address(addr: &str) -> Result<(), String> {
     if addr.is_empty() {
-        return Err("unix address must not be empty: use unix:///absolute/path or unix://@abstract".into());
+        return Err(
+            "unix address must not be empty: use unix:///absolute/path or unix://@abstract".into(),
+        );
     }
     if addr.starts_with('@') {
         return Ok(());
@@ -202,7 +208,9 @@ pub(crate) fn networking_workload_selector(
         if k.contains('*') || v.contains('*') {
             problems.error(
                 &at.key(k),
-                format!("wildcard is not supported in selector: \"{k}={v}\": use exact label values"),
+                format!(
+                    "wildcard is not supported in selector: \"{k}={v}\": use exact label values"
+                ),
             );
         } else if !k.is_empty() {
             problems.check(&at.key(k), checks::label_key(k));
@@ -219,7 +227,32 @@ pub(crate) fn networking_workload_selector(
 
 /// An IP address (no CIDR), as `bind` fields take it.
 pub(crate) fn ip(addr: &str) -> Result<(), String> {
-    checks::ip(addr).map_err(|_| format!("{addr} is not a valid IP: use an address such as 10.0.0.1 or ::1"))
+    checks::ip(addr)
+        .map_err(|_| format!("{addr} is not a valid IP: use an address such as 10.0.0.1 or ::1"))
+}
+
+/// A host name with an optional leading wildcard, as Istio's `ValidateWildcardDomain`:
+/// the shared check plus Istio's rule that the last label is not all digits (such
+/// names look like IP addresses).
+pub(crate) fn wildcard_host(host: &str) -> Result<(), String> {
+    checks::wildcard_domain(host)?;
+    numeric_tld(host)
+}
+
+/// A fully qualified host name, as Istio's `ValidateFQDN`.
+pub(crate) fn fqdn(host: &str) -> Result<(), String> {
+    checks::fqdn(host)?;
+    numeric_tld(host)
+}
+
+fn numeric_tld(host: &str) -> Result<(), String> {
+    let tld = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    if host.contains('.') && !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "domain name {host:?} invalid (top level domain {tld:?} cannot be all-numeric): use a host name, not an IP address"
+        ));
+    }
+    Ok(())
 }
 
 /// A Gateway server host or a Sidecar egress host: `namespace/dnsName` (Gateway also
@@ -259,7 +292,7 @@ pub(crate) fn ns_slash_host(value: &str, gateway: bool) -> Result<(), String> {
             "short names (non FQDN) are not allowed: {host:?} in {value:?}; write the full name, e.g. {host}.default.svc.cluster.local"
         ));
     }
-    if let Err(e) = checks::wildcard_domain(host) {
+    if let Err(e) = wildcard_host(host) {
         if !(gateway && checks::ip(host).is_ok()) {
             return Err(format!("host {value:?}: {e}"));
         }
@@ -278,16 +311,33 @@ mod tests {
 
     #[test]
     fn namespace_hosts() {
-        for ok in ["./*", "*/foo.com", "istio-system/*.example.com", "*", "foo.example.com", "ns/10.0.0.1"] {
+        for ok in [
+            "./*",
+            "*/foo.com",
+            "istio-system/*.example.com",
+            "*",
+            "foo.example.com",
+            "ns/10.0.0.1",
+        ] {
             assert!(ns_slash_host(ok, true).is_ok(), "{ok}");
         }
         assert!(ns_slash_host("~/*", false).is_ok());
         assert!(ns_slash_host("~/*", true).is_err());
-        assert!(ns_slash_host("foo.com", false).unwrap_err().contains("namespace/dnsName"));
-        assert!(ns_slash_host("ns/foo", true).unwrap_err().contains("short names"));
-        assert!(ns_slash_host("ns/*foo.com", true).unwrap_err().contains("partial wildcard"));
-        assert!(ns_slash_host("Bad_ns/foo.com", true).unwrap_err().contains("invalid namespace"));
-        assert!(ns_slash_host("/foo.com", true).unwrap_err().contains("cannot be empty"));
+        assert!(ns_slash_host("foo.com", false)
+            .unwrap_err()
+            .contains("namespace/dnsName"));
+        assert!(ns_slash_host("ns/foo", true)
+            .unwrap_err()
+            .contains("short names"));
+        assert!(ns_slash_host("ns/*foo.com", true)
+            .unwrap_err()
+            .contains("partial wildcard"));
+        assert!(ns_slash_host("Bad_ns/foo.com", true)
+            .unwrap_err()
+            .contains("invalid namespace"));
+        assert!(ns_slash_host("/foo.com", true)
+            .unwrap_err()
+            .contains("cannot be empty"));
     }
 
     #[test]
@@ -303,8 +353,12 @@ mod tests {
     fn unix_addresses() {
         assert!(unix_address("@foo").is_ok());
         assert!(unix_address("/var/run/a.sock").is_ok());
-        assert!(unix_address("relative").unwrap_err().contains("UDS must be an absolute path"));
-        assert!(unix_address("/dir/").unwrap_err().contains("UDS may not be a dir"));
+        assert!(unix_address("relative")
+            .unwrap_err()
+            .contains("UDS must be an absolute path"));
+        assert!(unix_address("/dir/")
+            .unwrap_err()
+            .contains("UDS may not be a dir"));
         assert!(unix_address("").is_err());
     }
 
@@ -322,7 +376,13 @@ mod tests {
     fn export_to_dot_and_namespace() {
         let cx = Context::for_test("DestinationRule");
         let mut p = Problems::new();
-        export_to(&cx, &[".".into(), "default".into()], false, &FieldPath::spec(), &mut p);
+        export_to(
+            &cx,
+            &[".".into(), "default".into()],
+            false,
+            &FieldPath::spec(),
+            &mut p,
+        );
         assert_eq!(p.len(), 1);
         let mut p = Problems::new();
         export_to(&cx, &["~".into()], false, &FieldPath::spec(), &mut p);

@@ -126,11 +126,13 @@ impl ServiceEntry {
                 );
                 continue;
             }
-            p.check(&at, checks::wildcard_domain(h));
+            p.check(&at, net_checks::wildcard_host(h));
             if h.contains('*') && !h.starts_with("*.") {
                 p.warn(
                     &at,
-                    format!("partial wildcard {h:?} not allowed: only \"*.\" prefixes match subdomains"),
+                    format!(
+                        "partial wildcard {h:?} not allowed: only \"*.\" prefixes match subdomains"
+                    ),
                 );
             }
         }
@@ -152,7 +154,12 @@ impl ServiceEntry {
     }
 
     /// Checks ports; returns the declared port names.
-    fn validate_ports(&self, resolution: Resolution, path: &FieldPath, p: &mut Problems) -> BTreeSet<String> {
+    fn validate_ports(
+        &self,
+        resolution: Resolution,
+        path: &FieldPath,
+        p: &mut Problems,
+    ) -> BTreeSet<String> {
         let pp = path.field("ports");
         let mut names = BTreeSet::new();
         let mut numbers = BTreeSet::new();
@@ -161,7 +168,10 @@ impl ServiceEntry {
             let at = pp.index(i);
             let name = port.name.clone().unwrap_or_default();
             if port.name.is_none() {
-                p.error(&at.field("name"), "Required value: every service port needs a name, e.g. http");
+                p.error(
+                    &at.field("name"),
+                    "Required value: every service port needs a name, e.g. http",
+                );
             } else if let Err(e) = net_checks::port_name(&name) {
                 p.error(&at.field("name"), e);
             }
@@ -172,7 +182,10 @@ impl ServiceEntry {
                 );
             }
             match port.number {
-                None => p.error(&at.field("number"), "Required value: port must be between 1-65535"),
+                None => p.error(
+                    &at.field("number"),
+                    "Required value: port must be between 1-65535",
+                ),
                 Some(n) => {
                     p.check(&at.field("number"), checks::port(n));
                     if !numbers.insert(n) {
@@ -252,7 +265,10 @@ impl ServiceEntry {
             Resolution::Dns | Resolution::DnsRoundRobin => {
                 if endpoints.is_empty() {
                     for (i, h) in self.hosts.iter().enumerate() {
-                        if h != "*" && checks::fqdn(h).is_err() && checks::wildcard_domain(h).is_ok() {
+                        if h != "*"
+                            && net_checks::fqdn(h).is_err()
+                            && net_checks::wildcard_host(h).is_ok()
+                        {
                             p.error(
                                 &path.field("hosts").index(i),
                                 format!("hosts must be FQDN if no endpoints are provided for resolution mode {resolution}: {h:?} cannot be resolved"),
@@ -291,7 +307,10 @@ impl ServiceEntry {
                         format!("workloadSelector should not be set when resolution mode is {resolution}"),
                     );
                 }
-                if !self.addresses.is_empty() && self.hosts.len() > 1 && self.any_port(Protocol::is_tcp) {
+                if !self.addresses.is_empty()
+                    && self.hosts.len() > 1
+                    && self.any_port(Protocol::is_tcp)
+                {
                     p.warn(
                         &path.field("hosts"),
                         "service entry can not have more than one host specified simultaneously with address and tcp port",
@@ -338,9 +357,9 @@ impl ServiceEntry {
     }
 
     fn any_port(&self, f: fn(Protocol) -> bool) -> bool {
-        self.ports.iter().any(|port| {
-            Protocol::parse(port.protocol.as_deref().unwrap_or("")).is_some_and(f)
-        })
+        self.ports
+            .iter()
+            .any(|port| Protocol::parse(port.protocol.as_deref().unwrap_or("")).is_some_and(f))
     }
 }
 
@@ -376,7 +395,11 @@ mod tests {
             let errs: Vec<String> = problems(v.clone());
             let se: ServiceEntry = serde_json::from_value(v.clone()).unwrap();
             let mut p = Problems::new();
-            se.validate(&Context::for_test("ServiceEntry"), &FieldPath::spec(), &mut p);
+            se.validate(
+                &Context::for_test("ServiceEntry"),
+                &FieldPath::spec(),
+                &mut p,
+            );
             assert!(!p.has_errors(), "{v}: {errs:?}");
         }
     }
@@ -384,35 +407,60 @@ mod tests {
     #[test]
     fn corpus_rules() {
         assert!(has(&problems(json!({})), "spec.hosts: Required value"));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "workloadSelector": {"labels": {"val": "*"}}})), "wildcard is not supported in selector"));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "workloadSelector": {}, "endpoints": [{"address": "1.2.3.4"}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "workloadSelector": {"labels": {"val": "*"}}})
+            ),
+            "wildcard is not supported in selector"
+        ));
+        assert!(has(
+            &problems(
+                json!({"hosts": ["example.com"], "workloadSelector": {}, "endpoints": [{"address": "1.2.3.4"}]})
+            ),
             "only one of WorkloadSelector or Endpoints can be set"
         ));
-        assert!(has(&problems(json!({"hosts": ["*"]})), "hostname cannot be wildcard"));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "addresses": ["1.2.3.4/16"], "resolution": "DNS"})),
+            &problems(json!({"hosts": ["*"]})),
+            "hostname cannot be wildcard"
+        ));
+        assert!(has(
+            &problems(
+                json!({"hosts": ["example.com"], "addresses": ["1.2.3.4/16"], "resolution": "DNS"})
+            ),
             "CIDR addresses are allowed only for NONE/STATIC resolution types"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1}, {"name": "a", "number": 12}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1}, {"name": "a", "number": 12}]})
+            ),
             "Duplicate value"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1}, {"name": "b", "number": 1}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1}, {"name": "b", "number": 1}]})
+            ),
             "port number cannot be duplicated"
         ));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 99999}]})), "port must be between 1-65535"));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1, "targetPort": 99999}]})),
+            &problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 99999}]})),
             "port must be between 1-65535"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "endpoints": [{"address": "1.2.3.4"}], "resolution": "NONE"})),
+            &problems(
+                json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1, "targetPort": 99999}]})
+            ),
+            "port must be between 1-65535"
+        ));
+        assert!(has(
+            &problems(
+                json!({"hosts": ["example.com"], "endpoints": [{"address": "1.2.3.4"}], "resolution": "NONE"})
+            ),
             "NONE mode cannot set endpoints"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "resolution": "DNS_ROUND_ROBIN", "endpoints": [{"address": "a.example.com"}, {"address": "b.example.com"}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "resolution": "DNS_ROUND_ROBIN", "endpoints": [{"address": "a.example.com"}, {"address": "b.example.com"}]})
+            ),
             "DNS_ROUND_ROBIN mode cannot have multiple endpoints"
         ));
     }
@@ -420,30 +468,65 @@ mod tests {
     #[test]
     fn more_rules() {
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "resolution": "STATIC", "endpoints": [{"address": "host.example.com"}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "resolution": "STATIC", "endpoints": [{"address": "host.example.com"}]})
+            ),
             "is not a valid IP address"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "resolution": "STATIC", "ports": [{"name": "http", "number": 80}],
-                             "endpoints": [{"address": "1.1.1.1", "ports": {"grpc": 90}}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "resolution": "STATIC", "ports": [{"name": "http", "number": 80}],
+                             "endpoints": [{"address": "1.1.1.1", "ports": {"grpc": 90}}]})
+            ),
             "is not defined by the service entry"
         ));
         assert!(has(
-            &problems(json!({"hosts": ["a.com", "b.com"], "resolution": "DNS", "ports": [{"name": "tcp", "number": 80, "protocol": "TCP"}]})),
+            &problems(
+                json!({"hosts": ["a.com", "b.com"], "resolution": "DNS", "ports": [{"name": "tcp", "number": 80, "protocol": "TCP"}]})
+            ),
             "multiple hosts provided with non-HTTP, non-TLS ports"
         ));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1, "protocol": "FTP"}]})), "unsupported protocol"));
-        assert!(has(&problems(json!({"hosts": ["*.example.com"], "resolution": "DNS"})), "hosts must be FQDN"));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "exportTo": ["*", "foo"]})), "cannot be combined"));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "resolution": "DYNAMIC_DNS"})), "wildcard hosts"));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "addresses": ["1.2.3.4/99"]})), "not a valid CIDR"));
-        assert!(has(&problems(json!({"hosts": ["example.com"], "ports": [{"name": "Bad_Name", "number": 1}]})), "invalid port name"));
         assert!(has(
-            &problems(json!({"hosts": ["example.com"], "resolution": "DNS", "endpoints": [{"address": "unix:///a.sock"}]})),
+            &problems(
+                json!({"hosts": ["example.com"], "ports": [{"name": "a", "number": 1, "protocol": "FTP"}]})
+            ),
+            "unsupported protocol"
+        ));
+        assert!(has(
+            &problems(json!({"hosts": ["*.example.com"], "resolution": "DNS"})),
+            "hosts must be FQDN"
+        ));
+        assert!(has(
+            &problems(json!({"hosts": ["example.com"], "exportTo": ["*", "foo"]})),
+            "cannot be combined"
+        ));
+        assert!(has(
+            &problems(json!({"hosts": ["example.com"], "resolution": "DYNAMIC_DNS"})),
+            "wildcard hosts"
+        ));
+        assert!(has(
+            &problems(json!({"hosts": ["example.com"], "addresses": ["1.2.3.4/99"]})),
+            "not a valid CIDR"
+        ));
+        assert!(has(
+            &problems(
+                json!({"hosts": ["example.com"], "ports": [{"name": "Bad_Name", "number": 1}]})
+            ),
+            "invalid port name"
+        ));
+        assert!(has(
+            &problems(
+                json!({"hosts": ["example.com"], "resolution": "DNS", "endpoints": [{"address": "unix:///a.sock"}]})
+            ),
             "DNS resolution cannot be used with Unix"
         ));
-        let se: ServiceEntry = serde_json::from_value(json!({"hosts": ["example.com"], "location": "MESH_INTERNAL"})).unwrap();
+        let se: ServiceEntry =
+            serde_json::from_value(json!({"hosts": ["example.com"], "location": "MESH_INTERNAL"}))
+                .unwrap();
         assert_eq!(se.location, Some(Location::MeshInternal));
-        assert!(serde_json::from_value::<ServiceEntry>(json!({"hosts": ["a"], "location": "INSIDE"})).is_err());
+        assert!(serde_json::from_value::<ServiceEntry>(
+            json!({"hosts": ["a"], "location": "INSIDE"})
+        )
+        .is_err());
     }
 }

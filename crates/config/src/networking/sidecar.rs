@@ -237,14 +237,21 @@ impl Validate for IngressListener {
                     "sidecar: httpsRedirect is not supported",
                 );
             }
-            if tls.credential_name.as_deref().is_some_and(|c| !c.is_empty()) {
+            if tls
+                .credential_name
+                .as_deref()
+                .is_some_and(|c| !c.is_empty())
+            {
                 p.error(
                     &tp.field("credentialName"),
                     "sidecar: credentialName is not currently supported: use serverCertificate, privateKey and caCertificates files",
                 );
             }
             let mode = tls.mode.unwrap_or(ServerTlsMode::Passthrough);
-            if matches!(mode, ServerTlsMode::IstioMutual | ServerTlsMode::AutoPassthrough) {
+            if matches!(
+                mode,
+                ServerTlsMode::IstioMutual | ServerTlsMode::AutoPassthrough
+            ) {
                 p.error(
                     &tp.field("mode"),
                     format!("configuration is invalid: cannot set mode to {mode} in sidecar ingress tls: use SIMPLE or MUTUAL"),
@@ -286,7 +293,11 @@ fn default_endpoint(ep: &str) -> Result<(), String> {
         Some(h) => h
             .strip_suffix(']')
             .ok_or_else(|| format!("{FORMS} (got {ep:?})"))?,
-        None if host.contains(':') => return Err(format!("{FORMS} (got {ep:?}): put IPv6 addresses in brackets")),
+        None if host.contains(':') => {
+            return Err(format!(
+                "{FORMS} (got {ep:?}): put IPv6 addresses in brackets"
+            ))
+        }
         None => host,
     };
     if !matches!(host, "" | "127.0.0.1" | "0.0.0.0" | "::1" | "::") {
@@ -314,7 +325,10 @@ impl Validate for EgressListener {
                             "sidecar: ports with 0 value must have a unix domain socket bind address (unix:///path or unix://@name); otherwise port must be between 1-65535",
                         ),
                     }
-                    if !matches!(self.capture_mode, None | Some(CaptureMode::Default | CaptureMode::None)) {
+                    if !matches!(
+                        self.capture_mode,
+                        None | Some(CaptureMode::Default | CaptureMode::None)
+                    ) {
                         p.error(
                             &path.field("captureMode"),
                             "sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners",
@@ -382,7 +396,7 @@ impl Validate for OutboundTrafficPolicy {
                 &at.field("host"),
                 "Required value: egressProxy.host names the proxy service, e.g. egress.istio-system.svc.cluster.local",
             ),
-            Some(h) => p.check(&at.field("host"), checks::fqdn(h)),
+            Some(h) => p.check(&at.field("host"), net_checks::fqdn(h)),
         }
         if let Some(s) = proxy.subset.as_deref().filter(|s| !s.is_empty()) {
             if !checks::is_dns1123_label(s) {

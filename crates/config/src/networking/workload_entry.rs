@@ -63,7 +63,10 @@ fn max_len(v: &Option<String>, max: usize, path: &FieldPath, p: &mut Problems) {
     if let Some(s) = v.as_deref().filter(|s| s.len() > max) {
         p.error(
             path,
-            format!("Too long: may not be more than {max} bytes (got {})", s.len()),
+            format!(
+                "Too long: may not be more than {max} bytes (got {})",
+                s.len()
+            ),
         );
     }
 }
@@ -116,7 +119,7 @@ impl WorkloadEntry {
                     &addr_path,
                     format!("endpoint address {addr:?} is not a valid IP address: STATIC resolution needs IP addresses or unix:// sockets (use resolution DNS for host names)"),
                 );
-            } else if checks::fqdn(addr).is_err() || all_numeric_tld(addr) {
+            } else if net_checks::fqdn(addr).is_err() {
                 p.error(
                     &addr_path,
                     format!("endpoint address {addr:?} is not a valid FQDN or an IP address"),
@@ -128,7 +131,10 @@ impl WorkloadEntry {
         if self.ports.len() > 128 {
             p.error(
                 &ports_path,
-                format!("Too many: {}: must have at most 128 ports", self.ports.len()),
+                format!(
+                    "Too many: {}: must have at most 128 ports",
+                    self.ports.len()
+                ),
             );
         }
         for (name, port) in &self.ports {
@@ -159,12 +165,7 @@ impl WorkloadEntry {
                 );
             }
         }
-        max_len(
-            &self.service_account,
-            253,
-            &path.field("serviceAccount"),
-            p,
-        );
+        max_len(&self.service_account, 253, &path.field("serviceAccount"), p);
     }
 }
 
@@ -175,14 +176,6 @@ fn port_map_name(name: &str) -> Result<(), String> {
     } else {
         Err("use letters, digits and '-', starting and ending with a letter or digit (at most 62 characters)".into())
     }
-}
-
-/// Istio rejects host names whose last label is all digits (they look like IPs).
-fn all_numeric_tld(host: &str) -> bool {
-    host.trim_end_matches('.')
-        .rsplit('.')
-        .next()
-        .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -209,7 +202,11 @@ mod tests {
             json!({"address": "example.com"}),
             json!({"address": "2001:db8::1"}),
         ] {
-            assert!(problems(v.clone()).is_empty(), "{v}: {:?}", problems(v.clone()));
+            assert!(
+                problems(v.clone()).is_empty(),
+                "{v}: {:?}",
+                problems(v.clone())
+            );
         }
     }
 
@@ -222,7 +219,10 @@ mod tests {
 
     #[test]
     fn unix_rules() {
-        assert!(has(&problems(json!({"address": "unix:///dir/"})), "UDS may not be a dir"));
+        assert!(has(
+            &problems(json!({"address": "unix:///dir/"})),
+            "UDS may not be a dir"
+        ));
         assert!(has(
             &problems(json!({"address": "unix://relative"})),
             "UDS must be an absolute path or abstract socket"
@@ -245,24 +245,38 @@ mod tests {
 
     #[test]
     fn bad_addresses_and_labels() {
-        assert!(has(&problems(json!({"address": "not_a_host!"})), "not a valid FQDN"));
-        assert!(has(&problems(json!({"address": "foo.123"})), "not a valid FQDN"));
+        assert!(has(
+            &problems(json!({"address": "not_a_host!"})),
+            "not a valid FQDN"
+        ));
+        assert!(has(
+            &problems(json!({"address": "foo.123"})),
+            "not a valid FQDN"
+        ));
         assert!(!problems(json!({"address": "1.1.1.1", "labels": {"bad key!": "v"}})).is_empty());
     }
 
     #[test]
     fn endpoint_rules() {
         let we: WorkloadEntry =
-            serde_json::from_value(json!({"address": "a.example.com", "ports": {"tcp": 1}})).unwrap();
+            serde_json::from_value(json!({"address": "a.example.com", "ports": {"tcp": 1}}))
+                .unwrap();
         let declared: BTreeSet<String> = ["http".to_string()].into();
         let mut p = Problems::new();
         we.check(
-            EntryRules { address_required: true, allow_fqdn: false, service_ports: Some(&declared) },
+            EntryRules {
+                address_required: true,
+                allow_fqdn: false,
+                service_ports: Some(&declared),
+            },
             &FieldPath::spec(),
             &mut p,
         );
         let msgs: Vec<String> = p.iter().map(|x| x.message.clone()).collect();
         assert!(has(&msgs, "is not a valid IP address"), "{msgs:?}");
-        assert!(has(&msgs, "is not defined by the service entry"), "{msgs:?}");
+        assert!(
+            has(&msgs, "is not defined by the service entry"),
+            "{msgs:?}"
+        );
     }
 }

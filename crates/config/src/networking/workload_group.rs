@@ -245,7 +245,10 @@ impl ReadinessProbe {
         if let Some(e) = &self.exec {
             let at = path.field("exec").field("command");
             if e.command.is_empty() {
-                p.error(&at, "exec.command is required: give the command and its arguments");
+                p.error(
+                    &at,
+                    "exec.command is required: give the command and its arguments",
+                );
             }
             for (i, c) in e.command.iter().enumerate() {
                 if c.is_empty() {
@@ -287,8 +290,13 @@ mod tests {
             "template": {"serviceAccount": "sa", "network": "net", "ports": {"http": 1}, "weight": 2, "locality": "foo/bar/baz"}
         }));
         assert!(v.is_empty(), "{v:?}");
-        assert!(problems(json!({"template": {}, "probe": {"grpc": {"port": 9000, "service": "x"}}})).is_empty());
-        assert!(problems(json!({"template": {}, "probe": {"exec": {"command": ["true"]}}})).is_empty());
+        assert!(problems(
+            json!({"template": {}, "probe": {"grpc": {"port": 9000, "service": "x"}}})
+        )
+        .is_empty());
+        assert!(
+            problems(json!({"template": {}, "probe": {"exec": {"command": ["true"]}}})).is_empty()
+        );
     }
 
     #[test]
@@ -300,7 +308,10 @@ mod tests {
             &problems(json!({"template": {"address": "unix://@a", "ports": {"http": 80}}})),
             "UDS may not include ports"
         ));
-        assert!(has(&problems(json!({"template": {}, "metadata": {"labels": {"a*": "b"}}})), "invalid labels"));
+        assert!(has(
+            &problems(json!({"template": {}, "metadata": {"labels": {"a*": "b"}}})),
+            "invalid labels"
+        ));
     }
 
     #[test]
@@ -310,23 +321,38 @@ mod tests {
             "port must be between 1-65535"
         ));
         assert!(has(
-            &problems(json!({"template": {}, "probe": {"httpGet": {"port": 80, "httpHeaders": [{"name": "**"}]}}})),
+            &problems(
+                json!({"template": {}, "probe": {"httpGet": {"port": 80, "httpHeaders": [{"name": "**"}]}}})
+            ),
             "spec.probe.httpGet.httpHeaders[0].name in body should match"
         ));
         assert!(has(
-            &problems(json!({"template": {}, "probe": {"tcpSocket": {"port": 1}, "exec": {"command": ["a"]}}})),
+            &problems(
+                json!({"template": {}, "probe": {"tcpSocket": {"port": 1}, "exec": {"command": ["a"]}}})
+            ),
             "only one of httpGet"
         ));
-        assert!(has(&problems(json!({"template": {}, "probe": {"periodSeconds": 1}})), "one health check method"));
-        assert!(has(&problems(json!({"template": {}, "probe": {"exec": {}}})), "exec.command is required"));
         assert!(has(
-            &problems(json!({"template": {}, "probe": {"timeoutSeconds": -1, "grpc": {"port": 1}}})),
+            &problems(json!({"template": {}, "probe": {"periodSeconds": 1}})),
+            "one health check method"
+        ));
+        assert!(has(
+            &problems(json!({"template": {}, "probe": {"exec": {}}})),
+            "exec.command is required"
+        ));
+        assert!(has(
+            &problems(
+                json!({"template": {}, "probe": {"timeoutSeconds": -1, "grpc": {"port": 1}}})
+            ),
             "timeoutSeconds must be non-negative"
         ));
         assert!(has(
             &problems(json!({"template": {}, "probe": {"httpGet": {"port": 80, "scheme": "FTP"}}})),
             "scheme must be one of [HTTP, HTTPS]"
         ));
-        assert!(has(&problems(json!({"template": {}, "probe": {"httpGet": {}}})), "Required value"));
+        assert!(has(
+            &problems(json!({"template": {}, "probe": {"httpGet": {}}})),
+            "Required value"
+        ));
     }
 }

@@ -216,7 +216,9 @@ impl Validate for OutlierDetection {
             );
         }
         if self.split_external_local_origin_errors != Some(true)
-            && self.consecutive_local_origin_failures.is_some_and(|n| n > 0)
+            && self
+                .consecutive_local_origin_failures
+                .is_some_and(|n| n > 0)
         {
             p.error(
                 &path.field("consecutiveLocalOriginFailures"),

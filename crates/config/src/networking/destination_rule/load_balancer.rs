@@ -186,7 +186,12 @@ impl Validate for LoadBalancerSettings {
 impl LoadBalancerSettings {
     /// Validates, knowing whether the surrounding policy sets outlier detection
     /// (locality failover needs it to notice unhealthy endpoints).
-    pub(crate) fn validate_with_outlier(&self, has_outlier: bool, path: &FieldPath, p: &mut Problems) {
+    pub(crate) fn validate_with_outlier(
+        &self,
+        has_outlier: bool,
+        path: &FieldPath,
+        p: &mut Problems,
+    ) {
         if self.simple.is_some() && self.consistent_hash.is_some() {
             p.error(
                 path,
@@ -430,7 +435,10 @@ fn failovers(list: &[Failover], path: &FieldPath, p: &mut Problems) {
             );
         }
         if from.contains('*') || to.contains('*') {
-            p.error(&at, "locality lb failover region should not contain '*' wildcard");
+            p.error(
+                &at,
+                "locality lb failover region should not contain '*' wildcard",
+            );
         }
     }
 }
@@ -458,7 +466,9 @@ fn localities(list: &[String]) -> Result<(), String> {
             (0..n).all(|i| other[i] == parts[i] || other[i] == "*" || parts[i] == "*")
         });
         if overlaps {
-            return Err(format!("locality {loc} overlap with previous specified ones"));
+            return Err(format!(
+                "locality {loc} overlap with previous specified ones"
+            ));
         }
         seen.push(parts);
     }
@@ -518,7 +528,11 @@ mod tests {
         assert!(localities(&["us-west/*".into(), "us-west/zone2".into()])
             .unwrap_err()
             .contains("overlap"));
-        assert!(localities(&["*/zone".into()]).unwrap_err().contains("wildcard"));
-        assert!(localities(&["us-west//a".into()]).unwrap_err().contains("empty"));
+        assert!(localities(&["*/zone".into()])
+            .unwrap_err()
+            .contains("wildcard"));
+        assert!(localities(&["us-west//a".into()])
+            .unwrap_err()
+            .contains("empty"));
     }
 }

@@ -139,7 +139,10 @@ impl ServerTlsSettings {
         for (i, c) in self.cipher_suites.iter().enumerate() {
             let at = path.field("cipherSuites").index(i);
             if !CIPHER_SUITES.contains(&c.as_str()) {
-                p.warn(&at, format!("ignoring invalid cipher suite {c:?}: it is not a cipher Envoy knows"));
+                p.warn(
+                    &at,
+                    format!("ignoring invalid cipher suite {c:?}: it is not a cipher Envoy knows"),
+                );
             } else if !seen.insert(c.as_str()) {
                 p.warn(&at, format!("ignoring duplicate cipher suite {c:?}"));
             }
@@ -159,13 +162,22 @@ impl ServerTlsSettings {
         let names = !self.credential_names.is_empty();
         let certs = !self.tls_certificates.is_empty();
         if name && names {
-            p.error(path, "only one of credentialName or credentialNames can be set");
+            p.error(
+                path,
+                "only one of credentialName or credentialNames can be set",
+            );
         }
         if name && certs {
-            p.error(path, "only one of credentialName or tlsCertificates can be set");
+            p.error(
+                path,
+                "only one of credentialName or tlsCertificates can be set",
+            );
         }
         if names && certs {
-            p.error(path, "only one of credentialNames or tlsCertificates can be set");
+            p.error(
+                path,
+                "only one of credentialNames or tlsCertificates can be set",
+            );
         }
         if self.credential_names.len() > 2 {
             p.error(
@@ -176,16 +188,25 @@ impl ServerTlsSettings {
         if self.tls_certificates.len() > 2 {
             p.error(
                 &path.field("tlsCertificates"),
-                format!("Too many: {}: tlsCertificates may list at most 2 certificates", self.tls_certificates.len()),
+                format!(
+                    "Too many: {}: tlsCertificates may list at most 2 certificates",
+                    self.tls_certificates.len()
+                ),
             );
         }
         for (i, c) in self.tls_certificates.iter().enumerate() {
             let at = path.field("tlsCertificates").index(i);
             if !set(&c.server_certificate) {
-                p.error(&at.field("serverCertificate"), "Required value: each tlsCertificates entry needs serverCertificate");
+                p.error(
+                    &at.field("serverCertificate"),
+                    "Required value: each tlsCertificates entry needs serverCertificate",
+                );
             }
             if !set(&c.private_key) {
-                p.error(&at.field("privateKey"), "Required value: each tlsCertificates entry needs privateKey");
+                p.error(
+                    &at.field("privateKey"),
+                    "Required value: each tlsCertificates entry needs privateKey",
+                );
             }
         }
         if (names || certs) && (set(&self.server_certificate) || set(&self.private_key)) {
@@ -205,7 +226,11 @@ impl Validate for ServerTlsSettings {
 
         if mode == ServerTlsMode::IstioMutual {
             for (v, field, what) in [
-                (&self.server_certificate, "serverCertificate", "server certificate"),
+                (
+                    &self.server_certificate,
+                    "serverCertificate",
+                    "server certificate",
+                ),
                 (&self.private_key, "privateKey", "private key"),
                 (&self.ca_certificates, "caCertificates", "CA bundle"),
                 (&self.credential_name, "credentialName", "credentialName"),
@@ -219,8 +244,13 @@ impl Validate for ServerTlsSettings {
             }
             return;
         }
-        if matches!(mode, ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough)
-            && (set(&self.ca_crl) || self.has_file_certificates() || self.has_credential() || !self.tls_certificates.is_empty())
+        if matches!(
+            mode,
+            ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
+        ) && (set(&self.ca_crl)
+            || self.has_file_certificates()
+            || self.has_credential()
+            || !self.tls_certificates.is_empty())
         {
             p.warn(
                 path,
@@ -274,7 +304,10 @@ impl Validate for ServerTlsSettings {
                 }
                 let ca = set(&self.ca_certificates)
                     || set(&self.ca_cert_credential_name)
-                    || self.tls_certificates.iter().any(|c| set(&c.ca_certificates));
+                    || self
+                        .tls_certificates
+                        .iter()
+                        .any(|c| set(&c.ca_certificates));
                 if !ca {
                     p.error(
                         path,
