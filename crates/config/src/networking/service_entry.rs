@@ -175,7 +175,7 @@ impl ServiceEntry {
             } else if let Err(e) = net_checks::port_name(&name) {
                 p.error(&at.field("name"), e);
             }
-            if !names.insert(name.clone()) {
+            if !name.is_empty() && !names.insert(name.clone()) {
                 p.error(
                     &at.field("name"),
                     format!("Duplicate value: {name:?}: service entry port name {name:?} already defined"),
