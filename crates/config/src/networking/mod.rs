@@ -3,6 +3,7 @@
 pub mod destination_rule;
 pub mod envoy_filter;
 pub mod gateway;
+pub(crate) mod net_checks;
 pub mod proxy_config;
 pub mod service_entry;
 pub mod sidecar;
