@@ -58,8 +58,8 @@ impl Validate for VirtualService {
                             p.error(
                                 &at.field(field).key(key),
                                 format!(
-                                    "JWT claim based routing (key: {key}) is only supported for gateway, found no gateways: {:?}; \
-                                     bind the VirtualService to an ingress gateway (with a RequestAuthentication) to route on claims",
+                                    "JWT claim based routing (key: {key}) is only supported for gateway, but this VirtualService applies to the mesh \
+                                     (gateways: {:?}); bind it to ingress gateways only (with a RequestAuthentication) to route on claims",
                                     self.gateways
                                 ),
                             );
