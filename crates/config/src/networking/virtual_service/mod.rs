@@ -13,6 +13,8 @@ use crate::types::PortSelector;
 
 pub mod http;
 mod validate;
+mod validate_fields;
+mod validate_http;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use super::validate::{header_value, host_matches, host_subset_of, is_base64, is_jwt_claim};
+use super::validate::{host_matches, host_subset_of, is_jwt_claim};
+use super::validate_fields::header_value;
+use super::validate_http::is_base64;
 use super::VirtualService;
 use crate::path::FieldPath;
 use crate::validation::{Context, Problems, Severity, Validate};
