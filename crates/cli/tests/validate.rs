@@ -27,11 +27,11 @@ spec:
     - destination:
         host: httpbin
         subset: v1
-      weight: 90
+      weight: -10
     - destination:
         host: httpbin
         subset: v2
-      weight: 20
+      weight: 110
 ";
 
 const GOOD_SERVICE: &str = "\

@@ -109,7 +109,10 @@ pub struct Stream {
 
 /// Parses a multi-document YAML (or JSON) stream.
 pub fn parse_stream(text: &str) -> Stream {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        src: text.chars().collect(),
+        ..Default::default()
+    };
     let mut parser = Parser::new_from_str(text);
     let result = parser.load(&mut builder, true);
     let mut stream = Stream {
@@ -132,6 +135,12 @@ enum Frame {
         pending_key: Option<String>,
         anchor: usize,
         path: Vec<String>,
+        /// Where the mapping started, to recognise a `[key:]` pair (see `glued`).
+        start: usize,
+        /// A single-pair mapping inside a flow sequence whose key was written with its
+        /// `:` glued to the closing `]` or `,` (`[2001:db8::]`). Go's YAML reader, which
+        /// Kubernetes and Istio use, reads that as one string; so do we.
+        glued: Option<String>,
     },
     Seq {
         items: Vec<Value>,
@@ -142,6 +151,8 @@ enum Frame {
 
 #[derive(Default)]
 struct Builder {
+    /// The source as characters (yaml-rust2 markers count characters).
+    src: Vec<char>,
     documents: Vec<Document>,
     errors: Vec<SyntaxError>,
     stack: Vec<Frame>,
@@ -202,6 +213,35 @@ impl Builder {
         }
     }
 
+    /// Marks the open mapping when `key` (a plain scalar starting at `start`) is the first
+    /// key of an implicit pair in a flow sequence and its `:` touches `]` or `,`.
+    fn note_glued_key(&mut self, key: &str, start: usize) {
+        let in_seq = matches!(
+            self.stack
+                .len()
+                .checked_sub(2)
+                .and_then(|i| self.stack.get(i)),
+            Some(Frame::Seq { .. })
+        );
+        let src = &self.src;
+        if let Some(Frame::Map {
+            map,
+            start: map_start,
+            glued,
+            ..
+        }) = self.stack.last_mut()
+        {
+            let end = start + key.chars().count();
+            let touches =
+                src.get(end) == Some(&':') && matches!(src.get(end + 1), Some(']') | Some(','));
+            // yaml-rust2 marks an implicit flow pair's mapping after its key; an explicit `{`
+            // starts before it.
+            if in_seq && map.is_empty() && *map_start > start && touches {
+                *glued = Some(key.to_string());
+            }
+        }
+    }
+
     fn record(&mut self, path: Option<Vec<String>>, line: usize) {
         if let Some(p) = path {
             self.lines.entry(join(&p)).or_insert(line);
@@ -249,8 +289,12 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let path = self.next_path();
+                let is_key = path.is_none();
+                if is_key && style == TScalarStyle::Plain {
+                    self.note_glued_key(&text, mark.index());
+                }
                 self.record(path, line);
-                let value = if self.next_path().is_none() {
+                let value = if is_key {
                     // A mapping key is always a string in JSON.
                     Value::String(text)
                 } else {
@@ -277,6 +321,8 @@ impl MarkedEventReceiver for Builder {
                             pending_key: None,
                             anchor,
                             path: p,
+                            start: mark.index(),
+                            glued: None,
                         });
                     }
                     None => {
@@ -289,6 +335,8 @@ impl MarkedEventReceiver for Builder {
                             pending_key: None,
                             anchor,
                             path: vec!["?".into()],
+                            start: mark.index(),
+                            glued: None,
                         });
                     }
                 }
@@ -313,8 +361,16 @@ impl MarkedEventReceiver for Builder {
                 });
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { map, anchor, .. }) = self.stack.pop() {
-                    let value = Value::Object(map);
+                if let Some(Frame::Map {
+                    map, anchor, glued, ..
+                }) = self.stack.pop()
+                {
+                    let value = match glued {
+                        Some(key) if map.len() == 1 && map.get(&key) == Some(&Value::Null) => {
+                            Value::String(format!("{key}:"))
+                        }
+                        _ => Value::Object(map),
+                    };
                     if anchor > 0 {
                         self.anchors.insert(anchor, value.clone());
                     }
@@ -447,6 +503,16 @@ mod tests {
         assert_eq!(
             s.documents[0].value,
             json!({"a": 16, "b": "1", "c": null, "d": -3, "e": 1000.0, "f": "80:90", "g": "5"})
+        );
+    }
+
+    #[test]
+    fn ipv6_in_flow_sequences_reads_like_go_yaml() {
+        let s = parse_stream("a: [1.2.3.4, 001:db8::]\nb: [x:, y: 1]\nc: [{k: }]\n");
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        assert_eq!(
+            s.documents[0].value,
+            json!({"a": ["1.2.3.4", "001:db8::"], "b": ["x:", {"y": 1}], "c": [{"k": null}]})
         );
     }
 

@@ -140,6 +140,15 @@ pub(super) fn weight(w: Option<i32>, at: &FieldPath, p: &mut Problems) -> i64 {
 pub(super) fn total_weight(count: usize, total: i64, at: &FieldPath, p: &mut Problems) {
     if count > 1 && total == 0 {
         p.error(at, "total destination weight = 0: with several destinations, give at least one a positive weight");
+    } else if count > 1 && total != 100 {
+        // Istio (and Envoy) treat weights as relative shares, so this is accepted; a sum
+        // other than 100 is still usually a typo, so say what split it really gives.
+        p.warn(
+            at,
+            format!(
+                "total destination weight {total} != 100: weights are relative shares, so the split is by weight/{total}; make them add up to 100 to say what you mean"
+            ),
+        );
     }
 }
 
