@@ -164,7 +164,7 @@ impl Validate for MeshConfig {
         }
         if let Some(td) = &self.trust_domain {
             if let Err(e) = trust_domain(td) {
-                p.error(&path.field("trustDomain"), format!("trustDomain: {e}"));
+                p.error(&path.field("trustDomain"), e);
             }
         }
         for (i, td) in self.trust_domain_aliases.iter().enumerate() {
