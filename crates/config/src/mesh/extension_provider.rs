@@ -31,9 +31,17 @@ pub struct ExtensionProvider {
     /// REQUIRED, unique among the mesh's providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, alias = "envoy_ext_authz_http", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_ext_authz_http",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_ext_authz_http: Option<EnvoyExtAuthzHttpProvider>,
-    #[serde(default, alias = "envoy_ext_authz_grpc", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_ext_authz_grpc",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_ext_authz_grpc: Option<EnvoyExtAuthzGrpcProvider>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zipkin: Option<ZipkinTracingProvider>,
@@ -54,13 +62,29 @@ pub struct ExtensionProvider {
     /// `prometheus: {}` (no settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<JsonObject>,
-    #[serde(default, alias = "envoy_file_access_log", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_file_access_log",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_file_access_log: Option<EnvoyFileAccessLogProvider>,
-    #[serde(default, alias = "envoy_http_als", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_http_als",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_http_als: Option<EnvoyHttpGrpcV3LogProvider>,
-    #[serde(default, alias = "envoy_tcp_als", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_tcp_als",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_tcp_als: Option<EnvoyTcpGrpcV3LogProvider>,
-    #[serde(default, alias = "envoy_otel_als", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_otel_als",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_otel_als: Option<EnvoyOpenTelemetryLogProvider>,
     /// An SDS (secret discovery) provider; kept as raw settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +188,7 @@ impl ExtensionProvider {
                     "includeHeadersInCheck is deprecated: use includeRequestHeadersInCheck",
                 );
             }
-            for (k, _) in &x.include_additional_headers_in_check {
+            for k in x.include_additional_headers_in_check.keys() {
                 p.check(
                     &at.field("includeAdditionalHeadersInCheck").key(k),
                     checks::header_name(k),
@@ -346,11 +370,23 @@ fn headers(list: &[HttpHeader], at: &FieldPath, p: &mut Problems) {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvoyExternalAuthorizationRequestBody {
-    #[serde(default, alias = "max_request_bytes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_request_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_request_bytes: Option<u32>,
-    #[serde(default, alias = "allow_partial_message", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "allow_partial_message",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allow_partial_message: Option<bool>,
-    #[serde(default, alias = "pack_as_bytes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "pack_as_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pack_as_bytes: Option<bool>,
 }
 
@@ -365,27 +401,63 @@ pub struct EnvoyExtAuthzHttpProvider {
     /// Default 600s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
-    #[serde(default, alias = "path_prefix", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "path_prefix",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub path_prefix: Option<String>,
     #[serde(default, alias = "fail_open", skip_serializing_if = "Option::is_none")]
     pub fail_open: Option<bool>,
     /// Default "403".
-    #[serde(default, alias = "status_on_error", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "status_on_error",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_on_error: Option<String>,
     /// Deprecated: use `includeRequestHeadersInCheck`.
-    #[serde(default, alias = "include_headers_in_check", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "include_headers_in_check",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub include_headers_in_check: Vec<String>,
-    #[serde(default, alias = "include_request_headers_in_check", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "include_request_headers_in_check",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub include_request_headers_in_check: Vec<String>,
-    #[serde(default, alias = "include_additional_headers_in_check", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "include_additional_headers_in_check",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub include_additional_headers_in_check: BTreeMap<String, String>,
-    #[serde(default, alias = "include_request_body_in_check", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "include_request_body_in_check",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub include_request_body_in_check: Option<EnvoyExternalAuthorizationRequestBody>,
-    #[serde(default, alias = "headers_to_upstream_on_allow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "headers_to_upstream_on_allow",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers_to_upstream_on_allow: Vec<String>,
-    #[serde(default, alias = "headers_to_downstream_on_deny", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "headers_to_downstream_on_deny",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers_to_downstream_on_deny: Vec<String>,
-    #[serde(default, alias = "headers_to_downstream_on_allow", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "headers_to_downstream_on_allow",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers_to_downstream_on_allow: Vec<String>,
 }
 
@@ -401,9 +473,17 @@ pub struct EnvoyExtAuthzGrpcProvider {
     pub timeout: Option<Duration>,
     #[serde(default, alias = "fail_open", skip_serializing_if = "Option::is_none")]
     pub fail_open: Option<bool>,
-    #[serde(default, alias = "status_on_error", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "status_on_error",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_on_error: Option<String>,
-    #[serde(default, alias = "include_request_body_in_check", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "include_request_body_in_check",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub include_request_body_in_check: Option<EnvoyExternalAuthorizationRequestBody>,
 }
 
@@ -438,7 +518,11 @@ pub struct ZipkinTracingProvider {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
     #[serde(
         default,
@@ -451,7 +535,11 @@ pub struct ZipkinTracingProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// `USE_B3` or `USE_B3_WITH_W3C_PROPAGATION`.
-    #[serde(default, alias = "trace_context_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "trace_context_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trace_context_option: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
@@ -467,9 +555,17 @@ pub struct LightstepTracingProvider {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, alias = "access_token", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_token",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_token: Option<String>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
 }
 
@@ -481,7 +577,11 @@ pub struct DatadogTracingProvider {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
 }
 
@@ -493,7 +593,11 @@ pub struct SkyWalkingTracingProvider {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, alias = "access_token", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_token",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_token: Option<String>,
 }
 
@@ -513,15 +617,31 @@ pub struct StackdriverProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug: Option<bool>,
     /// Deprecated.
-    #[serde(default, alias = "max_number_of_attributes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_attributes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_attributes: Option<i64>,
     /// Deprecated.
-    #[serde(default, alias = "max_number_of_annotations", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_annotations",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_annotations: Option<i64>,
     /// Deprecated.
-    #[serde(default, alias = "max_number_of_message_events", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_message_events",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_message_events: Option<i64>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<StackdriverLogging>,
@@ -537,7 +657,11 @@ pub struct OpenCensusAgentTracingProvider {
     pub port: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<TraceContext>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
 }
 
@@ -549,7 +673,11 @@ pub struct OpenTelemetryTracingProvider {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
-    #[serde(default, alias = "max_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_tag_length: Option<u32>,
     /// Export over HTTP instead of gRPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -558,10 +686,18 @@ pub struct OpenTelemetryTracingProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<JsonObject>,
     /// Resource detectors (`environment: {}`, `dynatrace: {}`).
-    #[serde(default, alias = "resource_detectors", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "resource_detectors",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource_detectors: Option<JsonObject>,
     /// Dynatrace sampler settings.
-    #[serde(default, alias = "dynatrace_sampler", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "dynatrace_sampler",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynatrace_sampler: Option<JsonObject>,
 }
 
@@ -596,13 +732,29 @@ pub struct EnvoyHttpGrpcV3LogProvider {
     pub port: Option<u32>,
     #[serde(default, alias = "log_name", skip_serializing_if = "Option::is_none")]
     pub log_name: Option<String>,
-    #[serde(default, alias = "filter_state_objects_to_log", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "filter_state_objects_to_log",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filter_state_objects_to_log: Vec<String>,
-    #[serde(default, alias = "additional_request_headers_to_log", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "additional_request_headers_to_log",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub additional_request_headers_to_log: Vec<String>,
-    #[serde(default, alias = "additional_response_headers_to_log", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "additional_response_headers_to_log",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub additional_response_headers_to_log: Vec<String>,
-    #[serde(default, alias = "additional_response_trailers_to_log", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "additional_response_trailers_to_log",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub additional_response_trailers_to_log: Vec<String>,
 }
 
@@ -616,7 +768,11 @@ pub struct EnvoyTcpGrpcV3LogProvider {
     pub port: Option<u32>,
     #[serde(default, alias = "log_name", skip_serializing_if = "Option::is_none")]
     pub log_name: Option<String>,
-    #[serde(default, alias = "filter_state_objects_to_log", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "filter_state_objects_to_log",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub filter_state_objects_to_log: Vec<String>,
 }
 

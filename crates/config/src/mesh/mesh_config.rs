@@ -123,9 +123,17 @@ pub struct ConfigSource {
     /// `xds://host:port`, `k8s://`, `fs:///dir` or `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    #[serde(default, alias = "tls_settings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tls_settings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_settings: Option<ClientTlsSettings>,
-    #[serde(default, alias = "subscribed_resources", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "subscribed_resources",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub subscribed_resources: Vec<ConfigResource>,
 }
 
@@ -135,11 +143,19 @@ pub struct ConfigSource {
 pub struct CertificateData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pem: Option<String>,
-    #[serde(default, alias = "spiffe_bundle_url", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "spiffe_bundle_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub spiffe_bundle_url: Option<String>,
     #[serde(default, alias = "cert_signers", skip_serializing_if = "Vec::is_empty")]
     pub cert_signers: Vec<String>,
-    #[serde(default, alias = "trust_domains", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "trust_domains",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub trust_domains: Vec<String>,
 }
 
@@ -148,7 +164,11 @@ pub struct CertificateData {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSettingsSettings {
     /// Endpoints stay within the client's cluster.
-    #[serde(default, alias = "cluster_local", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "cluster_local",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cluster_local: Option<bool>,
 }
 
@@ -178,9 +198,17 @@ pub struct LabelSelectorRequirement {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KubeLabelSelector {
-    #[serde(default, alias = "match_labels", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "match_labels",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub match_labels: BTreeMap<String, String>,
-    #[serde(default, alias = "match_expressions", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "match_expressions",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -188,9 +216,17 @@ pub struct KubeLabelSelector {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceScopeConfigs {
-    #[serde(default, alias = "namespace_selector", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "namespace_selector",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace_selector: Option<KubeLabelSelector>,
-    #[serde(default, alias = "services_selector", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "services_selector",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub services_selector: Option<KubeLabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ServiceScope>,
@@ -203,13 +239,25 @@ pub struct CaConfig {
     /// REQUIRED `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    #[serde(default, alias = "tls_settings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tls_settings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_settings: Option<ClientTlsSettings>,
     /// Default 10s.
-    #[serde(default, alias = "request_timeout", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "request_timeout",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_timeout: Option<Duration>,
     /// Default true.
-    #[serde(default, alias = "istiod_side", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "istiod_side",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub istiod_side: Option<bool>,
 }
 
@@ -221,7 +269,11 @@ pub struct DefaultProviders {
     pub tracing: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<String>,
-    #[serde(default, alias = "access_logging", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "access_logging",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub access_logging: Vec<String>,
 }
 
@@ -237,11 +289,19 @@ pub struct ProxyPathNormalization {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsConfig {
-    #[serde(default, alias = "min_protocol_version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "min_protocol_version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_protocol_version: Option<TlsProtocol>,
     #[serde(default, alias = "ecdh_curves", skip_serializing_if = "Vec::is_empty")]
     pub ecdh_curves: Vec<String>,
-    #[serde(default, alias = "cipher_suites", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "cipher_suites",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub cipher_suites: Vec<String>,
 }
 
@@ -253,12 +313,20 @@ pub struct HttpRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
     /// Not applied mesh-wide.
-    #[serde(default, alias = "per_try_timeout", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "per_try_timeout",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub per_try_timeout: Option<Duration>,
     /// Default `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`.
     #[serde(default, alias = "retry_on", skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<String>,
-    #[serde(default, alias = "retry_remote_localities", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "retry_remote_localities",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_remote_localities: Option<bool>,
     /// Base interval of the exponential back-off between retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,7 +337,11 @@ pub struct HttpRetry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Certificate {
-    #[serde(default, alias = "secret_name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "secret_name",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secret_name: Option<String>,
     #[serde(default, alias = "dns_names", skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
@@ -280,143 +352,340 @@ pub struct Certificate {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshConfig {
     /// Outbound capture port. Default 15001.
-    #[serde(default, alias = "proxy_listen_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_listen_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_listen_port: Option<i32>,
     /// Inbound capture port. Default 15006.
-    #[serde(default, alias = "proxy_inbound_listen_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_inbound_listen_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_inbound_listen_port: Option<i32>,
     /// HTTP PROXY listener port, if any.
-    #[serde(default, alias = "proxy_http_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_http_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_http_port: Option<i32>,
     /// Upstream connect timeout. Default 10s; 1ms to 1h.
-    #[serde(default, alias = "connect_timeout", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "connect_timeout",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connect_timeout: Option<Duration>,
     /// Protocol sniffing timeout. Default 0s (none).
-    #[serde(default, alias = "protocol_detection_timeout", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "protocol_detection_timeout",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub protocol_detection_timeout: Option<Duration>,
-    #[serde(default, alias = "tcp_keepalive", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tcp_keepalive",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// Default `istio`.
-    #[serde(default, alias = "ingress_class", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "ingress_class",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ingress_class: Option<String>,
     /// Default `istio-ingressgateway`.
-    #[serde(default, alias = "ingress_service", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "ingress_service",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ingress_service: Option<String>,
     /// Default `STRICT`.
-    #[serde(default, alias = "ingress_controller_mode", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "ingress_controller_mode",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ingress_controller_mode: Option<IngressControllerMode>,
     /// Default `ingressgateway`.
-    #[serde(default, alias = "ingress_selector", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "ingress_selector",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ingress_selector: Option<String>,
     /// Default true.
-    #[serde(default, alias = "enable_tracing", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "enable_tracing",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_tracing: Option<bool>,
     /// Default empty (access logging off); usually `/dev/stdout`.
-    #[serde(default, alias = "access_log_file", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_log_file",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_log_file: Option<String>,
-    #[serde(default, alias = "access_log_format", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_log_format",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_log_format: Option<String>,
     /// Default `TEXT`.
-    #[serde(default, alias = "access_log_encoding", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_log_encoding",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_log_encoding: Option<AccessLogEncoding>,
     /// Default false.
-    #[serde(default, alias = "enable_envoy_access_log_service", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "enable_envoy_access_log_service",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_envoy_access_log_service: Option<bool>,
     /// Default false.
-    #[serde(default, alias = "disable_envoy_listener_log", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "disable_envoy_listener_log",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disable_envoy_listener_log: Option<bool>,
     /// Mesh-wide proxy defaults, merged over Istio's ProxyConfig defaults.
-    #[serde(default, alias = "default_config", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "default_config",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_config: Option<ProxyConfig>,
     /// Default mode `ALLOW_ANY`.
-    #[serde(default, alias = "outbound_traffic_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "outbound_traffic_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
     /// Default mode `PASSTHROUGH`.
-    #[serde(default, alias = "inbound_traffic_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "inbound_traffic_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inbound_traffic_policy: Option<InboundTrafficPolicy>,
-    #[serde(default, alias = "config_sources", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "config_sources",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub config_sources: Vec<ConfigSource>,
     /// Default true.
-    #[serde(default, alias = "enable_auto_mtls", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "enable_auto_mtls",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_auto_mtls: Option<bool>,
     /// Default `cluster.local`.
-    #[serde(default, alias = "trust_domain", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "trust_domain",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub trust_domain: Option<String>,
-    #[serde(default, alias = "trust_domain_aliases", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "trust_domain_aliases",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub trust_domain_aliases: Vec<String>,
-    #[serde(default, alias = "ca_certificates", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "ca_certificates",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ca_certificates: Vec<CertificateData>,
     /// Default `["*"]`.
-    #[serde(default, alias = "default_service_export_to", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "default_service_export_to",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub default_service_export_to: Vec<String>,
     /// Default `["*"]`.
-    #[serde(default, alias = "default_virtual_service_export_to", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "default_virtual_service_export_to",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub default_virtual_service_export_to: Vec<String>,
     /// Default `["*"]`.
-    #[serde(default, alias = "default_destination_rule_export_to", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "default_destination_rule_export_to",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub default_destination_rule_export_to: Vec<String>,
     /// Default `istio-system`.
-    #[serde(default, alias = "root_namespace", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "root_namespace",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub root_namespace: Option<String>,
     /// Default `{enabled: true}`.
-    #[serde(default, alias = "locality_lb_setting", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "locality_lb_setting",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub locality_lb_setting: Option<LocalityLoadBalancerSetting>,
     /// Mesh-wide zone-aware load balancing settings.
-    #[serde(default, alias = "zone_aware_lb_setting", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "zone_aware_lb_setting",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub zone_aware_lb_setting: Option<JsonObject>,
     /// DNS refresh rate of STRICT_DNS clusters. Default 60s.
-    #[serde(default, alias = "dns_refresh_rate", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "dns_refresh_rate",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dns_refresh_rate: Option<Duration>,
     /// Default `DO_NOT_UPGRADE`.
-    #[serde(default, alias = "h2_upgrade_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "h2_upgrade_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub h2_upgrade_policy: Option<H2UpgradePolicy>,
-    #[serde(default, alias = "inbound_cluster_stat_name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "inbound_cluster_stat_name",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inbound_cluster_stat_name: Option<String>,
-    #[serde(default, alias = "outbound_cluster_stat_name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "outbound_cluster_stat_name",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub outbound_cluster_stat_name: Option<String>,
     /// Deprecated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<Certificate>,
     /// Removed from Istio's API (Thrift support was dropped); accepted and ignored.
-    #[serde(default, alias = "thrift_config", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "thrift_config",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub thrift_config: Option<JsonObject>,
-    #[serde(default, alias = "service_settings", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "service_settings",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_settings: Vec<ServiceSettings>,
-    #[serde(default, alias = "service_scope_configs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "service_scope_configs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_scope_configs: Vec<ServiceScopeConfigs>,
     /// Default true.
-    #[serde(default, alias = "enable_prometheus_merge", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "enable_prometheus_merge",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_prometheus_merge: Option<bool>,
     /// Deprecated. Default true.
-    #[serde(default, alias = "verify_certificate_at_client", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "verify_certificate_at_client",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub verify_certificate_at_client: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaConfig>,
     /// Named providers; Istio always adds `prometheus`, `stackdriver` and `envoy`.
-    #[serde(default, alias = "extension_providers", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "extension_providers",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub extension_providers: Vec<ExtensionProvider>,
-    #[serde(default, alias = "default_providers", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "default_providers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_providers: Option<DefaultProviders>,
     /// Namespaces istiod watches; empty means all.
-    #[serde(default, alias = "discovery_selectors", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "discovery_selectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub discovery_selectors: Vec<KubeLabelSelector>,
     /// Default `DEFAULT` (which is `BASE`).
-    #[serde(default, alias = "path_normalization", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "path_normalization",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub path_normalization: Option<ProxyPathNormalization>,
-    #[serde(default, alias = "default_http_retry_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "default_http_retry_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_http_retry_policy: Option<HttpRetry>,
-    #[serde(rename = "meshMTLS", default, alias = "mesh_mTLS", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "meshMTLS",
+        default,
+        alias = "mesh_mTLS",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mesh_mtls: Option<TlsConfig>,
-    #[serde(default, alias = "tls_defaults", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tls_defaults",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_defaults: Option<TlsConfig>,
     /// `""` (none), `fips-140-2` or `pqc`.
-    #[serde(default, alias = "compliance_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "compliance_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub compliance_policy: Option<String>,
     /// Mesh-wide traffic policy defaults (connection pool, outlier detection, ...).
-    #[serde(default, alias = "default_traffic_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "default_traffic_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_traffic_policy: Option<JsonObject>,
     /// Mesh-wide ServiceEntry visibility policy.
-    #[serde(default, alias = "service_entry_visibility", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "service_entry_visibility",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_entry_visibility: Option<JsonObject>,
     /// Not a MeshConfig field: caught only to say where it belongs (validation rejects it).
     #[serde(default, alias = "mesh_networks", skip_serializing)]
@@ -458,8 +727,7 @@ impl MeshConfig {
                 tls: None,
             }),
             locality_lb_setting: Some(
-                serde_json::from_value(serde_json::json!({"enabled": true}))
-                    .unwrap_or_default(),
+                serde_json::from_value(serde_json::json!({"enabled": true})).unwrap_or_default(),
             ),
             default_config: Some(ProxyConfig::istio_defaults()),
             root_namespace: Some(DEFAULT_ROOT_NAMESPACE.into()),

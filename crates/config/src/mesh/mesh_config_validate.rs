@@ -239,16 +239,18 @@ impl MeshConfig {
             for (field, list, kind) in [
                 ("tracing", &dp.tracing, ProviderKind::Tracing),
                 ("metrics", &dp.metrics, ProviderKind::Metrics),
-                ("accessLogging", &dp.access_logging, ProviderKind::AccessLogging),
+                (
+                    "accessLogging",
+                    &dp.access_logging,
+                    ProviderKind::AccessLogging,
+                ),
             ] {
                 for (i, name) in list.iter().enumerate() {
                     let np = at.field(field).index(i);
                     match self.extension_provider(name) {
                         None => {
-                            let mut known: Vec<String> = BUILTIN_PROVIDERS
-                                .iter()
-                                .map(|s| s.to_string())
-                                .collect();
+                            let mut known: Vec<String> =
+                                BUILTIN_PROVIDERS.iter().map(|s| s.to_string()).collect();
                             for e in &self.extension_providers {
                                 if let Some(n) = &e.name {
                                     if !known.contains(n) {
@@ -328,7 +330,10 @@ impl MeshConfig {
                 if !ECDH_CURVES.contains(&c.as_str()) {
                     p.warn(
                         &at,
-                        format!("detected unrecognized ECDH curve {c:?}: known curves are {}", ECDH_CURVES.join(", ")),
+                        format!(
+                            "detected unrecognized ECDH curve {c:?}: known curves are {}",
+                            ECDH_CURVES.join(", ")
+                        ),
                     );
                 } else if !seen.insert(c.as_str()) {
                     p.warn(&at, format!("detected duplicate ECDH curve {c:?}"));
@@ -400,7 +405,11 @@ impl MeshConfig {
             .validate(cx, &path.field("localityLbSetting"), p);
         for (i, s) in self.service_settings.iter().enumerate() {
             for (j, h) in s.hosts.iter().enumerate() {
-                let at = path.field("serviceSettings").index(i).field("hosts").index(j);
+                let at = path
+                    .field("serviceSettings")
+                    .index(i)
+                    .field("hosts")
+                    .index(j);
                 if let Err(e) = checks::wildcard_domain(h) {
                     p.error(&at, format!("serviceSettings[{i}], host `{h}`: {e}"));
                 }
@@ -493,11 +502,7 @@ mod tests {
     fn problems(v: serde_json::Value) -> Vec<String> {
         let mc: MeshConfig = serde_json::from_value(v).expect("decodes");
         let mut p = Problems::new();
-        mc.validate(
-            &Context::for_test("MeshConfig"),
-            &FieldPath::root(),
-            &mut p,
-        );
+        mc.validate(&Context::for_test("MeshConfig"), &FieldPath::root(), &mut p);
         p.into_vec()
             .into_iter()
             .map(|p| format!("{}: {}", p.path, p.message))
@@ -533,12 +538,21 @@ mod tests {
         assert_eq!(mc.trust_domain(), "cluster.local");
         assert_eq!(mc.connect_timeout(), StdDuration::from_secs(10));
         assert!(mc.enable_auto_mtls() && mc.enable_tracing() && mc.enable_prometheus_merge());
-        assert_eq!(mc.access_log_encoding(), super::super::AccessLogEncoding::Text);
-        assert_eq!(mc.outbound_traffic_policy_mode(), OutboundTrafficPolicyMode::AllowAny);
+        assert_eq!(
+            mc.access_log_encoding(),
+            super::super::AccessLogEncoding::Text
+        );
+        assert_eq!(
+            mc.outbound_traffic_policy_mode(),
+            OutboundTrafficPolicyMode::AllowAny
+        );
         assert_eq!(mc.dns_refresh_rate(), StdDuration::from_secs(60));
         assert_eq!(mc.ingress_class(), "istio");
         assert_eq!(mc.ingress_service(), "istio-ingressgateway");
-        assert_eq!(mc.default_config().drain_duration(), StdDuration::from_secs(45));
+        assert_eq!(
+            mc.default_config().drain_duration(),
+            StdDuration::from_secs(45)
+        );
         assert_eq!(mc.default_service_export_to(), vec!["*".to_string()]);
         assert!(mc.locality_lb_enabled());
         assert_eq!(serde_json::to_value(&mc).unwrap(), json!({}));
@@ -600,23 +614,53 @@ mod tests {
 
     #[test]
     fn top_level_rules() {
-        has(json!({"proxyListenPort": 0}), "port must be between 1-65535");
-        has(json!({"proxyInboundListenPort": 70000}), "port must be between 1-65535");
-        has(json!({"proxyHttpPort": 70000}), "port must be between 1-65535");
+        has(
+            json!({"proxyListenPort": 0}),
+            "port must be between 1-65535",
+        );
+        has(
+            json!({"proxyInboundListenPort": 70000}),
+            "port must be between 1-65535",
+        );
+        has(
+            json!({"proxyHttpPort": 70000}),
+            "port must be between 1-65535",
+        );
         has(json!({"connectTimeout": "0s"}), "greater than 1ms");
         has(json!({"connectTimeout": "2h"}), "<1h");
-        has(json!({"protocolDetectionTimeout": "0.0001s"}), "ms precision");
+        has(
+            json!({"protocolDetectionTimeout": "0.0001s"}),
+            "ms precision",
+        );
         has(json!({"dnsRefreshRate": "0s"}), "greater than 1ms");
         has(json!({"trustDomain": ""}), "empty domain name");
         has(json!({"trustDomain": "bad_domain"}), "trust domain name");
-        has(json!({"trustDomainAliases": ["ok.local", "-bad"]}), "trustDomainAliases[1]");
-        has(json!({"rootNamespace": "Istio_System"}), "not a valid namespace");
-        has(json!({"defaultServiceExportTo": ["*", "foo"]}), "cannot be combined");
-        has(json!({"defaultVirtualServiceExportTo": ["Bad"]}), "exportTo");
+        has(
+            json!({"trustDomainAliases": ["ok.local", "-bad"]}),
+            "trustDomainAliases[1]",
+        );
+        has(
+            json!({"rootNamespace": "Istio_System"}),
+            "not a valid namespace",
+        );
+        has(
+            json!({"defaultServiceExportTo": ["*", "foo"]}),
+            "cannot be combined",
+        );
+        has(
+            json!({"defaultVirtualServiceExportTo": ["Bad"]}),
+            "exportTo",
+        );
         has(json!({"ingressSelector": "bad*"}), "ingressSelector");
-        has(json!({"meshNetworks": {"networks": {}}}), "not a MeshConfig field");
+        has(
+            json!({"meshNetworks": {"networks": {}}}),
+            "not a MeshConfig field",
+        );
         has(json!({"tcpKeepalive": {"time": "0s"}}), "greater than 1ms");
-        has(json!({"defaultConfig": {"drainDuration": "0s"}}), "defaultConfig.drainDuration");
+        has(
+            json!({"defaultConfig": {"drainDuration": "0s"}}),
+            "defaultConfig.drainDuration",
+        );
         has(json!({"thriftConfig": {}}), "removed");
     }
 
@@ -626,8 +670,14 @@ mod tests {
             json!({"extensionProviders": [{"name": "a", "prometheus": {}}, {"name": "a", "prometheus": {}}]}),
             "duplicate extension provider name a",
         );
-        has(json!({"extensionProviders": [{"prometheus": {}}]}), "empty extension provider name");
-        has(json!({"extensionProviders": [{"name": "x"}]}), "has no provider");
+        has(
+            json!({"extensionProviders": [{"prometheus": {}}]}),
+            "empty extension provider name",
+        );
+        has(
+            json!({"extensionProviders": [{"name": "x"}]}),
+            "has no provider",
+        );
         has(
             json!({"extensionProviders": [{"name": "x", "prometheus": {}, "stackdriver": {}}]}),
             "set exactly one",
@@ -677,7 +727,9 @@ mod tests {
 
     #[test]
     fn default_provider_references() {
-        clean(json!({"defaultProviders": {"metrics": ["prometheus"], "accessLogging": ["envoy"], "tracing": ["stackdriver"]}}));
+        clean(
+            json!({"defaultProviders": {"metrics": ["prometheus"], "accessLogging": ["envoy"], "tracing": ["stackdriver"]}}),
+        );
         has(
             json!({"defaultProviders": {"tracing": ["zipkin"]}}),
             "default tracing provider \"zipkin\" is not defined",
@@ -694,24 +746,54 @@ mod tests {
 
     #[test]
     fn security_rules() {
-        has(json!({"caCertificates": [{}]}), "needs pem or spiffeBundleUrl");
-        has(json!({"caCertificates": [{"pem": "x", "spiffeBundleUrl": "https://a"}]}), "exactly one");
-        has(json!({"caCertificates": [{"pem": "not pem"}]}), "PEM certificates");
-        has(json!({"caCertificates": [{"spiffeBundleUrl": "http://x"}]}), "https://");
-        has(json!({"meshMTLS": {"ecdhCurves": ["P-256"]}}), "mesh TLS does not support ECDH curves");
-        has(json!({"tlsDefaults": {"ecdhCurves": ["P-999"]}}), "unrecognized ECDH curve");
-        has(json!({"tlsDefaults": {"ecdhCurves": ["P-256", "P-256"]}}), "duplicate ECDH curve");
+        has(
+            json!({"caCertificates": [{}]}),
+            "needs pem or spiffeBundleUrl",
+        );
+        has(
+            json!({"caCertificates": [{"pem": "x", "spiffeBundleUrl": "https://a"}]}),
+            "exactly one",
+        );
+        has(
+            json!({"caCertificates": [{"pem": "not pem"}]}),
+            "PEM certificates",
+        );
+        has(
+            json!({"caCertificates": [{"spiffeBundleUrl": "http://x"}]}),
+            "https://",
+        );
+        has(
+            json!({"meshMTLS": {"ecdhCurves": ["P-256"]}}),
+            "mesh TLS does not support ECDH curves",
+        );
+        has(
+            json!({"tlsDefaults": {"ecdhCurves": ["P-999"]}}),
+            "unrecognized ECDH curve",
+        );
+        has(
+            json!({"tlsDefaults": {"ecdhCurves": ["P-256", "P-256"]}}),
+            "duplicate ECDH curve",
+        );
         has(json!({"compliancePolicy": "fips"}), "Unsupported value");
         has(json!({"ca": {}}), "ca.address");
         has(json!({"ca": {"address": "ca"}}), "invalid CA address");
-        has(json!({"ca": {"address": "ca:1", "requestTimeout": "0s"}}), "greater than 1ms");
+        has(
+            json!({"ca": {"address": "ca:1", "requestTimeout": "0s"}}),
+            "greater than 1ms",
+        );
         has(json!({"verifyCertificateAtClient": true}), "deprecated");
-        has(json!({"certificates": [{"dnsNames": ["bad_name"]}]}), "dnsNames[0]");
+        has(
+            json!({"certificates": [{"dnsNames": ["bad_name"]}]}),
+            "dnsNames[0]",
+        );
     }
 
     #[test]
     fn traffic_rules() {
-        has(json!({"serviceSettings": [{"hosts": ["foo.*.com"]}]}), "serviceSettings[0], host");
+        has(
+            json!({"serviceSettings": [{"hosts": ["foo.*.com"]}]}),
+            "serviceSettings[0], host",
+        );
         has(
             json!({"discoverySelectors": [{"matchExpressions": [{"key": "app", "operator": "In"}]}]}),
             "values: Required value",
@@ -720,15 +802,38 @@ mod tests {
             json!({"discoverySelectors": [{"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["a"]}]}]}),
             "Forbidden",
         );
-        has(json!({"discoverySelectors": [{"matchLabels": {"bad key": "x"}}]}), "label key");
-        has(json!({"discoverySelectors": [{"matchExpressions": [{"operator": "Exists"}]}]}), "key: Required");
-        has(json!({"serviceScopeConfigs": [{"scope": "GLOBAL"}]}), "needs namespaceSelector");
+        has(
+            json!({"discoverySelectors": [{"matchLabels": {"bad key": "x"}}]}),
+            "label key",
+        );
+        has(
+            json!({"discoverySelectors": [{"matchExpressions": [{"operator": "Exists"}]}]}),
+            "key: Required",
+        );
+        has(
+            json!({"serviceScopeConfigs": [{"scope": "GLOBAL"}]}),
+            "needs namespaceSelector",
+        );
         has(json!({"configSources": [{}]}), "address: Required value");
-        has(json!({"defaultHttpRetryPolicy": {"attempts": -1}}), "cannot be negative");
-        has(json!({"defaultHttpRetryPolicy": {"retryOn": "5xx,bogus"}}), "\"bogus\" is not a valid retryOn");
-        has(json!({"defaultHttpRetryPolicy": {"perTryTimeout": "1s"}}), "not applied");
-        has(json!({"accessLogEncoding": "JSON", "accessLogFormat": "[%START_TIME%]"}), "JSON object");
-        clean(json!({"defaultHttpRetryPolicy": {"attempts": 3, "retryOn": "5xx,503,gateway-error"}}));
+        has(
+            json!({"defaultHttpRetryPolicy": {"attempts": -1}}),
+            "cannot be negative",
+        );
+        has(
+            json!({"defaultHttpRetryPolicy": {"retryOn": "5xx,bogus"}}),
+            "\"bogus\" is not a valid retryOn",
+        );
+        has(
+            json!({"defaultHttpRetryPolicy": {"perTryTimeout": "1s"}}),
+            "not applied",
+        );
+        has(
+            json!({"accessLogEncoding": "JSON", "accessLogFormat": "[%START_TIME%]"}),
+            "JSON object",
+        );
+        clean(
+            json!({"defaultHttpRetryPolicy": {"attempts": 3, "retryOn": "5xx,503,gateway-error"}}),
+        );
         clean(json!({
             "discoverySelectors": [
                 {"matchLabels": {"env": "prod"}},
@@ -757,7 +862,10 @@ data:
         assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
         assert_eq!(loaded.mesh_configs.len(), 1);
         let mc = &loaded.mesh_configs[0].1;
-        assert_eq!(mc.access_log_encoding(), super::super::AccessLogEncoding::Json);
+        assert_eq!(
+            mc.access_log_encoding(),
+            super::super::AccessLogEncoding::Json
+        );
         assert_eq!(mc.access_log_file(), "/dev/stdout");
         assert_eq!(mc.root_namespace(), "istio-system");
     }

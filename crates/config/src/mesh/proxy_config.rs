@@ -79,9 +79,17 @@ pub struct RemoteService {
     /// `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    #[serde(default, alias = "tls_settings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tls_settings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_settings: Option<ClientTlsSettings>,
-    #[serde(default, alias = "tcp_keepalive", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tcp_keepalive",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
@@ -100,7 +108,11 @@ pub struct TracingZipkin {
 pub struct TracingLightstep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    #[serde(default, alias = "access_token", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "access_token",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub access_token: Option<String>,
 }
 
@@ -118,11 +130,23 @@ pub struct TracingDatadog {
 pub struct TracingStackdriver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug: Option<bool>,
-    #[serde(default, alias = "max_number_of_attributes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_attributes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_attributes: Option<i64>,
-    #[serde(default, alias = "max_number_of_annotations", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_annotations",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_annotations: Option<i64>,
-    #[serde(default, alias = "max_number_of_message_events", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_number_of_message_events",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_number_of_message_events: Option<i64>,
 }
 
@@ -163,7 +187,11 @@ pub struct TagLiteral {
 pub struct TagSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, alias = "default_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "default_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_value: Option<String>,
 }
 
@@ -180,20 +208,40 @@ pub struct Tracing {
     pub datadog: Option<TracingDatadog>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stackdriver: Option<TracingStackdriver>,
-    #[serde(default, alias = "open_census_agent", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "open_census_agent",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub open_census_agent: Option<TracingOpenCensusAgent>,
-    #[serde(default, alias = "custom_tags", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "custom_tags",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub custom_tags: BTreeMap<String, CustomTag>,
     /// Default 256.
-    #[serde(default, alias = "max_path_tag_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "max_path_tag_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_path_tag_length: Option<u32>,
     /// Percentage of requests traced, 0.0-100.0. Default 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<f64>,
-    #[serde(default, alias = "tls_settings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tls_settings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_settings: Option<ClientTlsSettings>,
     /// Whether Istio's standard tags are added to spans (default true).
-    #[serde(default, alias = "enable_istio_tags", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "enable_istio_tags",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_istio_tags: Option<bool>,
 }
 
@@ -250,12 +298,24 @@ pub struct Sds {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Topology {
     /// Trusted proxies in front of the gateway (X-Forwarded-For hops). Default 0.
-    #[serde(default, alias = "num_trusted_proxies", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "num_trusted_proxies",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_trusted_proxies: Option<i64>,
-    #[serde(default, alias = "forward_client_cert_details", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "forward_client_cert_details",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub forward_client_cert_details: Option<ForwardClientCertDetails>,
     /// Enables PROXY protocol on the gateway's listeners (`proxyProtocol: {}`).
-    #[serde(default, alias = "proxy_protocol", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_protocol",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_protocol: Option<super::mesh_config::JsonObject>,
 }
 
@@ -263,11 +323,23 @@ pub struct Topology {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyStatsMatcher {
-    #[serde(default, alias = "inclusion_prefixes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "inclusion_prefixes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inclusion_prefixes: Vec<String>,
-    #[serde(default, alias = "inclusion_suffixes", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "inclusion_suffixes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inclusion_suffixes: Vec<String>,
-    #[serde(default, alias = "inclusion_regexps", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "inclusion_regexps",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inclusion_regexps: Vec<String>,
 }
 
@@ -355,25 +427,57 @@ pub struct SetCurrentClientCertDetails {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyHeaders {
-    #[serde(default, alias = "forwarded_client_cert", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "forwarded_client_cert",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub forwarded_client_cert: Option<ForwardClientCertDetails>,
-    #[serde(default, alias = "set_current_client_cert_details", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "set_current_client_cert_details",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub set_current_client_cert_details: Option<SetCurrentClientCertDetails>,
     #[serde(default, alias = "request_id", skip_serializing_if = "Option::is_none")]
     pub request_id: Option<DisableHeader>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerHeader>,
-    #[serde(default, alias = "attempt_count", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "attempt_count",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub attempt_count: Option<DisableHeader>,
-    #[serde(default, alias = "envoy_debug_headers", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_debug_headers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_debug_headers: Option<DisableHeader>,
-    #[serde(default, alias = "metadata_exchange_headers", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "metadata_exchange_headers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata_exchange_headers: Option<MetadataExchangeHeaders>,
-    #[serde(default, alias = "preserve_http1_header_case", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "preserve_http1_header_case",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub preserve_http1_header_case: Option<bool>,
-    #[serde(default, alias = "x_forwarded_host", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "x_forwarded_host",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub x_forwarded_host: Option<EnableHeader>,
-    #[serde(default, alias = "x_forwarded_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "x_forwarded_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub x_forwarded_port: Option<EnableHeader>,
 }
 
@@ -426,15 +530,35 @@ pub struct GrpcHealthCheckAction {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadinessProbe {
-    #[serde(default, alias = "initial_delay_seconds", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "initial_delay_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub initial_delay_seconds: Option<i32>,
-    #[serde(default, alias = "timeout_seconds", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "timeout_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_seconds: Option<i32>,
-    #[serde(default, alias = "period_seconds", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "period_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub period_seconds: Option<i32>,
-    #[serde(default, alias = "success_threshold", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "success_threshold",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub success_threshold: Option<i32>,
-    #[serde(default, alias = "failure_threshold", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "failure_threshold",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub failure_threshold: Option<i32>,
     #[serde(default, alias = "http_get", skip_serializing_if = "Option::is_none")]
     pub http_get: Option<HttpGetAction>,
@@ -451,58 +575,130 @@ pub struct ReadinessProbe {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyConfig {
     /// Directory for the generated Envoy configuration. Default `./etc/istio/proxy`.
-    #[serde(default, alias = "config_path", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "config_path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub config_path: Option<String>,
     /// Path to the proxy binary. Default `/usr/local/bin/envoy`.
-    #[serde(default, alias = "binary_path", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "binary_path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub binary_path: Option<String>,
     /// Envoy `--service-cluster`; oneof with `tracingServiceName`. Default `istio-proxy`.
-    #[serde(default, alias = "service_cluster", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "service_cluster",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_cluster: Option<String>,
-    #[serde(default, alias = "tracing_service_name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tracing_service_name",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tracing_service_name: Option<TracingServiceName>,
     /// Drain time on hot restart. Default 45s; whole seconds, at least 1ms.
-    #[serde(default, alias = "drain_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "drain_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub drain_duration: Option<Duration>,
     /// Deprecated. Default 60s.
-    #[serde(default, alias = "parent_shutdown_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "parent_shutdown_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parent_shutdown_duration: Option<Duration>,
     /// xDS server `host:port`. Default `istiod.istio-system.svc:15012`.
-    #[serde(default, alias = "discovery_address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "discovery_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub discovery_address: Option<String>,
     /// Deprecated.
-    #[serde(default, alias = "discovery_refresh_delay", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "discovery_refresh_delay",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub discovery_refresh_delay: Option<Duration>,
     /// Deprecated: use `tracing.zipkin.address`.
-    #[serde(default, alias = "zipkin_address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "zipkin_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub zipkin_address: Option<String>,
     /// statsd UDP listener `host:port`.
-    #[serde(default, alias = "statsd_udp_address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "statsd_udp_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub statsd_udp_address: Option<String>,
     /// Deprecated: use `envoyMetricsService`.
-    #[serde(default, alias = "envoy_metrics_service_address", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_metrics_service_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_metrics_service_address: Option<String>,
     /// Envoy admin port. Default 15000.
-    #[serde(default, alias = "proxy_admin_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_admin_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_admin_port: Option<i32>,
     /// Deprecated.
-    #[serde(default, alias = "availability_zone", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "availability_zone",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub availability_zone: Option<String>,
     /// Default `MUTUAL_TLS`.
-    #[serde(default, alias = "control_plane_auth_policy", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "control_plane_auth_policy",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub control_plane_auth_policy: Option<AuthenticationPolicy>,
-    #[serde(default, alias = "custom_config_file", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "custom_config_file",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub custom_config_file: Option<String>,
     /// Maximum stat name length. Default 189.
-    #[serde(default, alias = "stat_name_length", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "stat_name_length",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stat_name_length: Option<i32>,
     /// Worker threads; 0 means all cores. Default 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<i32>,
-    #[serde(default, alias = "proxy_bootstrap_template_path", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_bootstrap_template_path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_bootstrap_template_path: Option<String>,
     /// Default `REDIRECT`.
-    #[serde(default, alias = "interception_mode", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "interception_mode",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub interception_mode: Option<InterceptionMode>,
     /// Default: Zipkin at `zipkin.istio-system:9411`, sampling 1%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -510,51 +706,119 @@ pub struct ProxyConfig {
     /// Deprecated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sds: Option<Sds>,
-    #[serde(default, alias = "envoy_access_log_service", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_access_log_service",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_access_log_service: Option<RemoteService>,
-    #[serde(default, alias = "envoy_metrics_service", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "envoy_metrics_service",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub envoy_metrics_service: Option<RemoteService>,
     /// Extra environment for the proxy (`ISTIO_META_*` goes to the xDS node metadata).
-    #[serde(default, alias = "proxy_metadata", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "proxy_metadata",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub proxy_metadata: BTreeMap<String, String>,
     /// Envoy runtime values set at bootstrap.
-    #[serde(default, alias = "runtime_values", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "runtime_values",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub runtime_values: BTreeMap<String, String>,
     /// Agent status/health port. Default 15020.
-    #[serde(default, alias = "status_port", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "status_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status_port: Option<i32>,
-    #[serde(default, alias = "extra_stat_tags", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "extra_stat_tags",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub extra_stat_tags: Vec<String>,
-    #[serde(default, alias = "gateway_topology", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "gateway_topology",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gateway_topology: Option<Topology>,
     /// Time allowed for connections to drain on shutdown. Default 5s.
-    #[serde(default, alias = "termination_drain_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "termination_drain_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub termination_drain_duration: Option<Duration>,
     #[serde(default, alias = "mesh_id", skip_serializing_if = "Option::is_none")]
     pub mesh_id: Option<String>,
-    #[serde(default, alias = "readiness_probe", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "readiness_probe",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub readiness_probe: Option<ReadinessProbe>,
-    #[serde(default, alias = "proxy_stats_matcher", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_stats_matcher",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_stats_matcher: Option<ProxyStatsMatcher>,
     /// Start the application only after the proxy is ready. Default false.
-    #[serde(default, alias = "hold_application_until_proxy_starts", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "hold_application_until_proxy_starts",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hold_application_until_proxy_starts: Option<bool>,
-    #[serde(default, alias = "ca_certificates_pem", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "ca_certificates_pem",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ca_certificates_pem: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ProxyImage>,
-    #[serde(default, alias = "private_key_provider", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "private_key_provider",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub private_key_provider: Option<PrivateKeyProvider>,
-    #[serde(default, alias = "proxy_headers", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "proxy_headers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_headers: Option<ProxyHeaders>,
     /// How often access log files are flushed. Default 1s.
-    #[serde(default, alias = "file_flush_interval", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "file_flush_interval",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub file_flush_interval: Option<Duration>,
     /// Buffer size (KiB) before an access log flush. Default 64.
-    #[serde(default, alias = "file_flush_min_size_kb", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "file_flush_min_size_kb",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub file_flush_min_size_kb: Option<u32>,
     /// Connection-level settings (timeouts, header handling, limits), kept as raw settings.
-    #[serde(default, alias = "connection_settings", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "connection_settings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_settings: Option<super::mesh_config::JsonObject>,
 }
 

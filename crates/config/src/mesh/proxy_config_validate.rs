@@ -17,15 +17,17 @@ pub fn host_port(addr: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
         match rest.split_once("]:") {
             Some((h, p)) => (h, p),
-            None => return Err(format!("unable to split {addr:?} into host and port: {hint}")),
+            None => {
+                return Err(format!(
+                    "unable to split {addr:?} into host and port: {hint}"
+                ))
+            }
         }
     } else {
         match addr.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => {
-                return Err(format!(
-                    "unable to split {addr:?}: too many colons (write IPv6 addresses as [addr]:port)"
-                ))
-            }
+            Some((h, _)) if h.contains(':') => return Err(format!(
+                "unable to split {addr:?}: too many colons (write IPv6 addresses as [addr]:port)"
+            )),
             Some((h, p)) => (h, p),
             None => return Err(format!("unable to split {addr:?}: missing port; {hint}")),
         }
@@ -61,7 +63,9 @@ pub(crate) fn duration_1ms(d: &Duration, at: &FieldPath, p: &mut Problems) {
     if d.as_std() < MS {
         p.error(
             at,
-            format!("duration {d} is too short: duration must be greater than 1ms (use at least 1ms)"),
+            format!(
+                "duration {d} is too short: duration must be greater than 1ms (use at least 1ms)"
+            ),
         );
     } else {
         p.check(at, ms_precision(d));
@@ -114,7 +118,10 @@ impl Validate for ProxyConfig {
         }
         if let Some(d) = &self.parent_shutdown_duration {
             let at = path.field("parentShutdownDuration");
-            p.warn(&at, "parentShutdownDuration is deprecated and has no effect");
+            p.warn(
+                &at,
+                "parentShutdownDuration is deprecated and has no effect",
+            );
             duration_1ms(d, &at, p);
         }
         if self.discovery_refresh_delay.is_some() {
@@ -124,10 +131,7 @@ impl Validate for ProxyConfig {
             );
         }
         if let Some(d) = &self.termination_drain_duration {
-            p.check(
-                &path.field("terminationDrainDuration"),
-                ms_precision(d),
-            );
+            p.check(&path.field("terminationDrainDuration"), ms_precision(d));
         }
         match self.discovery_address.as_deref() {
             Some("") => p.error(
@@ -143,9 +147,17 @@ impl Validate for ProxyConfig {
         }
         if let Some(z) = &self.zipkin_address {
             let at = path.field("zipkinAddress");
-            p.warn(&at, "zipkinAddress is deprecated: use tracing.zipkin.address");
+            p.warn(
+                &at,
+                "zipkinAddress is deprecated: use tracing.zipkin.address",
+            );
             if !z.is_empty() {
-                address(&Some(z.replace("$(HOST_IP)", "127.0.0.1")), "zipkin address", &at, p);
+                address(
+                    &Some(z.replace("$(HOST_IP)", "127.0.0.1")),
+                    "zipkin address",
+                    &at,
+                    p,
+                );
             }
         }
         if let Some(t) = &self.tracing {
@@ -289,7 +301,7 @@ impl Validate for ProxyConfig {
         if let Some(d) = &self.file_flush_interval {
             duration_1ms(d, &path.field("fileFlushInterval"), p);
         }
-        for (k, _) in &self.proxy_metadata {
+        for k in self.proxy_metadata.keys() {
             if k.is_empty() || k.contains('=') {
                 p.error(
                     &path.field("proxyMetadata").key(k),
@@ -331,7 +343,10 @@ fn validate_tracing(t: &Tracing, cx: &Context<'_>, at: &FieldPath, p: &mut Probl
     }
     if let Some(l) = &t.lightstep {
         let lp = at.field("lightstep");
-        p.warn(&lp, "the lightstep tracer is deprecated: use OpenTelemetry through the Telemetry API");
+        p.warn(
+            &lp,
+            "the lightstep tracer is deprecated: use OpenTelemetry through the Telemetry API",
+        );
         if let Err(e) = host_port(l.address.as_deref().unwrap_or("")) {
             p.error(
                 &lp.field("address"),
@@ -476,7 +491,14 @@ mod tests {
         ] {
             assert!(host_port(ok).is_ok(), "{ok}");
         }
-        for bad in ["istiod", "istiod:0", "istiod:99999", "bad_host:80", "::1:80", "a:b"] {
+        for bad in [
+            "istiod",
+            "istiod:0",
+            "istiod:99999",
+            "bad_host:80",
+            "::1:80",
+            "a:b",
+        ] {
             assert!(host_port(bad).is_err(), "{bad}");
         }
     }
@@ -512,7 +534,10 @@ mod tests {
         assert_eq!(e.drain_duration(), StdDuration::from_secs(45));
         assert_eq!(e.proxy_metadata["ISTIO_META_DNS_CAPTURE"], "true");
         let t = e.tracing.unwrap();
-        assert!(t.zipkin.is_none(), "a set tracer replaces the default zipkin");
+        assert!(
+            t.zipkin.is_none(),
+            "a set tracer replaces the default zipkin"
+        );
         assert_eq!(t.sampling, Some(10.0));
         assert!(e.service_cluster.is_none());
     }
@@ -527,9 +552,18 @@ mod tests {
 
     #[test]
     fn addresses_and_ports() {
-        has(json!({"discoveryAddress": ""}), "discovery address must be set");
-        has(json!({"discoveryAddress": "istiod"}), "invalid discovery address");
-        has(json!({"statsdUdpAddress": "x:0"}), "invalid statsd udp address");
+        has(
+            json!({"discoveryAddress": ""}),
+            "discovery address must be set",
+        );
+        has(
+            json!({"discoveryAddress": "istiod"}),
+            "invalid discovery address",
+        );
+        has(
+            json!({"statsdUdpAddress": "x:0"}),
+            "invalid statsd udp address",
+        );
         has(json!({"proxyAdminPort": 0}), "port must be between 1-65535");
         has(json!({"statusPort": 70000}), "port must be between 1-65535");
         has(json!({"statusPort": 15000}), "must differ");
@@ -537,16 +571,19 @@ mod tests {
             json!({"envoyAccessLogService": {"address": "als"}}),
             "invalid envoy access log service address",
         );
-        has(
-            json!({"envoyMetricsServiceAddress": "m:1"}),
-            "deprecated",
-        );
+        has(json!({"envoyMetricsServiceAddress": "m:1"}), "deprecated");
     }
 
     #[test]
     fn tracing_rules() {
-        has(json!({"tracing": {"sampling": 101}}), "between 0.0 and 100.0");
-        has(json!({"tracing": {"sampling": -1}}), "between 0.0 and 100.0");
+        has(
+            json!({"tracing": {"sampling": 101}}),
+            "between 0.0 and 100.0",
+        );
+        has(
+            json!({"tracing": {"sampling": -1}}),
+            "between 0.0 and 100.0",
+        );
         has(
             json!({"tracing": {"zipkin": {"address": "zipkin"}}}),
             "invalid zipkin config",
@@ -563,7 +600,9 @@ mod tests {
             json!({"tracing": {"customTags": {"a": {}}}}),
             "exactly one of literal",
         );
-        assert!(problems(json!({"tracing": {"datadog": {"address": "$(HOST_IP):8126"}}})).is_empty());
+        assert!(
+            problems(json!({"tracing": {"datadog": {"address": "$(HOST_IP):8126"}}})).is_empty()
+        );
     }
 
     #[test]
@@ -574,28 +613,55 @@ mod tests {
             json!({"serviceCluster": "a", "tracingServiceName": "CANONICAL_NAME_ONLY"}),
             "oneof",
         );
-        has(json!({"controlPlaneAuthPolicy": "INHERIT"}), "unrecognized control plane auth policy");
+        has(
+            json!({"controlPlaneAuthPolicy": "INHERIT"}),
+            "unrecognized control plane auth policy",
+        );
         has(json!({"concurrency": -1}), "concurrency -1");
         has(json!({"statNameLength": -1}), "statNameLength");
-        has(json!({"gatewayTopology": {"numTrustedProxies": -1}}), "must be 0 or more");
+        has(
+            json!({"gatewayTopology": {"numTrustedProxies": -1}}),
+            "must be 0 or more",
+        );
         has(json!({"readinessProbe": {}}), "exactly one health check");
-        has(json!({"readinessProbe": {"tcpSocket": {"port": 0}}}), "port must be between");
+        has(
+            json!({"readinessProbe": {"tcpSocket": {"port": 0}}}),
+            "port must be between",
+        );
         has(json!({"readinessProbe": {"exec": {}}}), "exec.command");
-        has(json!({"readinessProbe": {"periodSeconds": -1, "grpc": {"port": 1}}}), "periodSeconds");
+        has(
+            json!({"readinessProbe": {"periodSeconds": -1, "grpc": {"port": 1}}}),
+            "periodSeconds",
+        );
         has(
             json!({"readinessProbe": {"httpGet": {"port": 80, "scheme": "FTP"}}}),
             "HTTP or HTTPS",
         );
-        has(json!({"proxyStatsMatcher": {"inclusionRegexps": ["(x"]}}), "RE2");
-        has(json!({"privateKeyProvider": {}}), "exactly one of cryptomb or qat");
-        has(json!({"privateKeyProvider": {"cryptomb": {}}}), "pollDelay is required");
+        has(
+            json!({"proxyStatsMatcher": {"inclusionRegexps": ["(x"]}}),
+            "RE2",
+        );
+        has(
+            json!({"privateKeyProvider": {}}),
+            "exactly one of cryptomb or qat",
+        );
+        has(
+            json!({"privateKeyProvider": {"cryptomb": {}}}),
+            "pollDelay is required",
+        );
         has(
             json!({"privateKeyProvider": {"qat": {"pollDelay": "0s"}}}),
             "pollDelay must be non zero",
         );
-        has(json!({"proxyMetadata": {"A=B": "x"}}), "environment variable");
+        has(
+            json!({"proxyMetadata": {"A=B": "x"}}),
+            "environment variable",
+        );
         has(json!({"sds": {"enabled": true}}), "deprecated");
-        has(json!({"terminationDrainDuration": "1.0001s"}), "ms precision");
+        has(
+            json!({"terminationDrainDuration": "1.0001s"}),
+            "ms precision",
+        );
         has(
             json!({"envoyMetricsService": {"tcpKeepalive": {"time": "0s"}}}),
             "greater than 1ms",

@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{
-    Container, Endpoints, PodSpec, PodTemplateSpec, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{Container, Endpoints, PodSpec, PodTemplateSpec, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -388,7 +386,10 @@ fn validate_endpoints(e: &Endpoints, p: &mut Problems) {
             }
         }
         for (j, port) in subset.ports.as_deref().unwrap_or(&[]).iter().enumerate() {
-            p.check(&sp.field("ports").index(j).field("port"), port_i32(port.port));
+            p.check(
+                &sp.field("ports").index(j).field("port"),
+                port_i32(port.port),
+            );
         }
     }
 }
@@ -405,7 +406,10 @@ fn validate_endpoint_slice(e: &EndpointSlice, p: &mut Problems) {
     for (i, ep) in e.endpoints.iter().enumerate() {
         let ap = root.field("endpoints").index(i).field("addresses");
         if ep.addresses.is_empty() {
-            p.error(&ap, "addresses: Required value: an endpoint needs at least one address");
+            p.error(
+                &ap,
+                "addresses: Required value: an endpoint needs at least one address",
+            );
         }
         for (j, a) in ep.addresses.iter().enumerate() {
             let ok = match ty {
