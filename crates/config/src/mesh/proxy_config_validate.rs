@@ -25,9 +25,11 @@ pub fn host_port(addr: &str) -> Result<(), String> {
         }
     } else {
         match addr.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => return Err(format!(
+            Some((h, _)) if h.contains(':') => {
+                return Err(format!(
                 "unable to split {addr:?}: too many colons (write IPv6 addresses as [addr]:port)"
-            )),
+            ))
+            }
             Some((h, p)) => (h, p),
             None => return Err(format!("unable to split {addr:?}: missing port; {hint}")),
         }

@@ -433,3 +433,77 @@ fn validate_endpoint_slice(e: &EndpointSlice, p: &mut Problems) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(kind: &str, v: serde_json::Value) -> Vec<String> {
+        let (_, r) =
+            crate::object::decode(crate::object::kind_info(kind).unwrap(), &v).expect("decodes");
+        let mut p = Problems::new();
+        validate_kube_object(&r, &mut p);
+        p.into_vec()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
+
+    fn deployment(selector: serde_json::Value, labels: serde_json::Value) -> serde_json::Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": selector, "template": {"metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+        })
+    }
+
+    #[test]
+    fn ports_report_the_written_number() {
+        assert!(port_i32(-80).unwrap_err().contains("got -80"));
+        assert!(port_i32(80).is_ok() && port_i32(65536).is_err());
+    }
+
+    #[test]
+    fn selector_expressions_are_evaluated() {
+        let ok = deployment(
+            json!({"matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["web"]},
+                {"key": "old", "operator": "DoesNotExist"},
+                {"key": "tier", "operator": "NotIn", "values": ["db"]},
+                {"key": "tier", "operator": "Exists"}]}),
+            json!({"tier": "web"}),
+        );
+        assert!(problems("Deployment", ok).is_empty());
+        let bad = deployment(
+            json!({"matchExpressions": [{"key": "old", "operator": "DoesNotExist"}]}),
+            json!({"old": "yes"}),
+        );
+        let got = problems("Deployment", bad);
+        assert!(
+            got[0].contains("matchExpressions[0] (old DoesNotExist [])"),
+            "{got:?}"
+        );
+        let op = deployment(
+            json!({"matchExpressions": [{"key": "a", "operator": "Equals"}]}),
+            json!({"a": "b"}),
+        );
+        assert!(problems("Deployment", op)[0].contains("Unsupported value"));
+    }
+
+    #[test]
+    fn external_name_and_endpoints() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"type": "ExternalName", "externalName": "bad_name"}});
+        assert!(problems("Service", svc)[0].contains("spec.externalName"));
+        let eps = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "e"}, "addressType": "IPv6",
+            "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": []}],
+            "ports": [{"port": 0}]});
+        let got = problems("EndpointSlice", eps);
+        assert_eq!(got.len(), 3, "{got:?}");
+        let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"},
+            "subsets": [{"notReadyAddresses": [{"ip": "x"}], "ports": [{"port": 70000}]}]});
+        assert_eq!(problems("Endpoints", ep).len(), 2);
+    }
+}
