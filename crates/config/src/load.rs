@@ -428,19 +428,32 @@ fn mesh_config_from_configmap(
     }
     let text = cm.data.as_ref()?.get("mesh")?;
     let key_path = FieldPath::root().field("data").key("mesh");
-    // A block scalar's text starts on the line after its key.
-    let offset = obj.lines.line_of(&key_path).unwrap_or(obj.source.line);
+    // The line recorded for the value is where its first non-blank content line is: the
+    // key's own line for a quoted or plain scalar, the line after the `|`/`>` indicator
+    // for a block scalar, skipping blank lines (which the text keeps as leading "\n"s).
+    // So the text's line n is at `first + n - 1 - leading_blank_lines`.
+    let first = obj.lines.line_of(&key_path).unwrap_or(obj.source.line);
+    let leading_blank = text.chars().take_while(|c| *c == '\n').count();
+    let file_line = |rel: Option<usize>| {
+        let rel = rel.unwrap_or(leading_blank + 1).max(leading_blank + 1);
+        (first + rel).saturating_sub(1 + leading_blank).max(1)
+    };
     let oref = obj.object_ref();
     match mesh::parse_mesh_config(text) {
         Ok(mc) => Some(mc),
         Err(errors) => {
             for e in errors {
+                let path = if e.path.is_root() {
+                    key_path.clone()
+                } else {
+                    FieldPath::parse(&format!("{key_path}.{}", e.path))
+                };
                 out.diagnostics.push(Diagnostic {
                     severity: e.severity,
                     file: obj.source.file.to_string(),
-                    line: offset + e.line.unwrap_or(0),
+                    line: file_line(e.line),
                     object: Some(oref.clone()),
-                    path: Some(FieldPath::parse(&format!("data[mesh].{}", e.path))),
+                    path: Some(path),
                     message: e.message,
                 });
             }

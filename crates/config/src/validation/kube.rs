@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::core::v1::{Container, Endpoints, PodSpec, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -108,6 +109,8 @@ pub fn validate_kube_object(resource: &Resource, p: &mut Problems) {
                 );
             }
         }
+        Resource::Endpoints(e) => validate_endpoints(e, p),
+        Resource::EndpointSlice(e) => validate_endpoint_slice(e, p),
         _ => {}
     }
 }
@@ -131,6 +134,15 @@ fn validate_service(svc: &Service, p: &mut Problems) {
             ),
         );
     }
+    if ty == "ExternalName" {
+        match spec.external_name.as_deref() {
+            None | Some("") => p.error(
+                &at.field("externalName"),
+                "spec.externalName: Required value: an ExternalName Service needs the DNS name it aliases",
+            ),
+            Some(n) => p.check(&at.field("externalName"), checks::fqdn(n.trim_end_matches('.'))),
+        }
+    }
     if let Some(ip) = &spec.cluster_ip {
         if !ip.is_empty() && ip != "None" {
             p.check(&at.field("clusterIP"), checks::ip(ip));
@@ -147,7 +159,7 @@ fn validate_service(svc: &Service, p: &mut Problems) {
     let mut numbers = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
         let pp = at.field("ports").index(i);
-        p.check(&pp.field("port"), checks::port(port.port.max(0) as u32));
+        p.check(&pp.field("port"), port_i32(port.port));
         let proto = port.protocol.as_deref().unwrap_or("TCP");
         if !matches!(proto, "TCP" | "UDP" | "SCTP") {
             p.error(
@@ -158,7 +170,10 @@ fn validate_service(svc: &Service, p: &mut Problems) {
         if !numbers.insert((port.port, proto.to_string())) {
             p.error(
                 &pp.field("port"),
-                format!("Duplicate value: port {} is listed twice", port.port),
+                format!(
+                    "Duplicate value: port {}/{proto} is listed twice",
+                    port.port
+                ),
             );
         }
         match &port.name {
@@ -197,7 +212,7 @@ fn validate_service(svc: &Service, p: &mut Problems) {
 
 fn int_or_name_port(v: &IntOrString, at: &FieldPath, p: &mut Problems) {
     match v {
-        IntOrString::Int(n) => p.check(at, checks::port((*n).max(0) as u32)),
+        IntOrString::Int(n) => p.check(at, port_i32(*n)),
         IntOrString::String(s) => {
             if s.parse::<u32>().is_ok() {
                 // kubectl accepts a quoted number and converts it.
@@ -236,6 +251,46 @@ fn validate_workload(
                 &at.field("selector"),
                 "selector: Required value: set selector.matchLabels to the pod template's labels",
             );
+        }
+        for (i, e) in sel
+            .match_expressions
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let have = template_labels.get(&e.key);
+            let values = e.values.as_deref().unwrap_or(&[]);
+            let ok = match e.operator.as_str() {
+                "In" => have.is_some_and(|v| values.contains(v)),
+                "NotIn" => have.is_none_or(|v| !values.contains(v)),
+                "Exists" => have.is_some(),
+                "DoesNotExist" => have.is_none(),
+                other => {
+                    p.error(
+                        &at.field("selector")
+                            .field("matchExpressions")
+                            .index(i)
+                            .field("operator"),
+                        crate::types::unsupported_value(
+                            other,
+                            &["In", "NotIn", "Exists", "DoesNotExist"],
+                        ),
+                    );
+                    true
+                }
+            };
+            if !ok {
+                p.error(
+                    &at.field("template").field("metadata").field("labels"),
+                    format!(
+                        "selector does not match template labels: matchExpressions[{i}] ({} {} [{}]) is not satisfied by the template's labels",
+                        e.key,
+                        e.operator,
+                        values.join(", ")
+                    ),
+                );
+            }
         }
         for (k, v) in &wanted {
             if template_labels.get(k) != Some(v) {
@@ -299,7 +354,7 @@ fn validate_container(c: &Container, at: &FieldPath, p: &mut Problems) {
     for (i, port) in c.ports.as_deref().unwrap_or(&[]).iter().enumerate() {
         p.check(
             &at.field("ports").index(i).field("containerPort"),
-            checks::port(port.container_port.max(0) as u32),
+            port_i32(port.container_port),
         );
     }
 }
@@ -319,5 +374,150 @@ fn validate_secret(s: &Secret, p: &mut Problems) {
                 format!("a kubernetes.io/tls Secret needs data[{key}] (base64 PEM) or stringData[{key}]"),
             );
         }
+    }
+}
+
+/// A port number held in an `i32`, reported as written when out of range.
+fn port_i32(n: i32) -> Result<(), String> {
+    if (1..=65535).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("port must be between 1-65535 (got {n})"))
+    }
+}
+
+fn validate_endpoints(e: &Endpoints, p: &mut Problems) {
+    for (i, subset) in e.subsets.as_deref().unwrap_or(&[]).iter().enumerate() {
+        let sp = FieldPath::root().field("subsets").index(i);
+        for field in ["addresses", "notReadyAddresses"] {
+            let list = if field == "addresses" {
+                subset.addresses.as_deref()
+            } else {
+                subset.not_ready_addresses.as_deref()
+            };
+            for (j, a) in list.unwrap_or(&[]).iter().enumerate() {
+                p.check(&sp.field(field).index(j).field("ip"), checks::ip(&a.ip));
+            }
+        }
+        for (j, port) in subset.ports.as_deref().unwrap_or(&[]).iter().enumerate() {
+            p.check(
+                &sp.field("ports").index(j).field("port"),
+                port_i32(port.port),
+            );
+        }
+    }
+}
+
+fn validate_endpoint_slice(e: &EndpointSlice, p: &mut Problems) {
+    let root = FieldPath::root();
+    let ty = e.address_type.as_str();
+    if !matches!(ty, "IPv4" | "IPv6" | "FQDN") {
+        p.error(
+            &root.field("addressType"),
+            crate::types::unsupported_value(ty, &["IPv4", "IPv6", "FQDN"]),
+        );
+    }
+    for (i, ep) in e.endpoints.iter().enumerate() {
+        let ap = root.field("endpoints").index(i).field("addresses");
+        if ep.addresses.is_empty() {
+            p.error(
+                &ap,
+                "addresses: Required value: an endpoint needs at least one address",
+            );
+        }
+        for (j, a) in ep.addresses.iter().enumerate() {
+            let ok = match ty {
+                "IPv4" => a.parse::<std::net::Ipv4Addr>().is_ok(),
+                "IPv6" => a.parse::<std::net::Ipv6Addr>().is_ok(),
+                "FQDN" => checks::fqdn(a).is_ok(),
+                _ => true,
+            };
+            if !ok {
+                let what = if ty == "FQDN" { "domain name" } else { ty };
+                p.error(
+                    &ap.index(j),
+                    format!("{a:?} is not a valid {what} address (addressType is {ty})"),
+                );
+            }
+        }
+    }
+    for (i, port) in e.ports.as_deref().unwrap_or(&[]).iter().enumerate() {
+        if let Some(n) = port.port {
+            p.check(&root.field("ports").index(i).field("port"), port_i32(n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(kind: &str, v: serde_json::Value) -> Vec<String> {
+        let (_, r) =
+            crate::object::decode(crate::object::kind_info(kind).unwrap(), &v).expect("decodes");
+        let mut p = Problems::new();
+        validate_kube_object(&r, &mut p);
+        p.into_vec()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()
+    }
+
+    fn deployment(selector: serde_json::Value, labels: serde_json::Value) -> serde_json::Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": selector, "template": {"metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+        })
+    }
+
+    #[test]
+    fn ports_report_the_written_number() {
+        assert!(port_i32(-80).unwrap_err().contains("got -80"));
+        assert!(port_i32(80).is_ok() && port_i32(65536).is_err());
+    }
+
+    #[test]
+    fn selector_expressions_are_evaluated() {
+        let ok = deployment(
+            json!({"matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["web"]},
+                {"key": "old", "operator": "DoesNotExist"},
+                {"key": "tier", "operator": "NotIn", "values": ["db"]},
+                {"key": "tier", "operator": "Exists"}]}),
+            json!({"tier": "web"}),
+        );
+        assert!(problems("Deployment", ok).is_empty());
+        let bad = deployment(
+            json!({"matchExpressions": [{"key": "old", "operator": "DoesNotExist"}]}),
+            json!({"old": "yes"}),
+        );
+        let got = problems("Deployment", bad);
+        assert!(
+            got[0].contains("matchExpressions[0] (old DoesNotExist [])"),
+            "{got:?}"
+        );
+        let op = deployment(
+            json!({"matchExpressions": [{"key": "a", "operator": "Equals"}]}),
+            json!({"a": "b"}),
+        );
+        assert!(problems("Deployment", op)[0].contains("Unsupported value"));
+    }
+
+    #[test]
+    fn external_name_and_endpoints() {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"type": "ExternalName", "externalName": "bad_name"}});
+        assert!(problems("Service", svc)[0].contains("spec.externalName"));
+        let eps = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "e"}, "addressType": "IPv6",
+            "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": []}],
+            "ports": [{"port": 0}]});
+        let got = problems("EndpointSlice", eps);
+        assert_eq!(got.len(), 3, "{got:?}");
+        let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"},
+            "subsets": [{"notReadyAddresses": [{"ip": "x"}], "ports": [{"port": 70000}]}]});
+        assert_eq!(problems("Endpoints", ep).len(), 2);
     }
 }
