@@ -439,48 +439,43 @@ fn mesh_config_from_configmap(
         (first + rel).saturating_sub(1 + leading_blank).max(1)
     };
     let oref = obj.object_ref();
-    match mesh::parse_mesh_config(text) {
-        Ok(mc) => Some(mc),
-        Err(errors) => {
-            for e in errors {
-                let path = if e.path.is_root() {
-                    key_path.clone()
-                } else {
-                    FieldPath::parse(&format!("{key_path}.{}", e.path))
-                };
-                out.diagnostics.push(Diagnostic {
-                    severity: e.severity,
-                    file: obj.source.file.to_string(),
-                    line: file_line(e.line),
-                    object: Some(oref.clone()),
-                    path: Some(path),
-                    message: e.message,
-                });
-            }
-            None
-        }
+    let parsed = mesh::parse_mesh_config(text);
+    for e in parsed.problems {
+        let path = if e.path.is_root() {
+            key_path.clone()
+        } else {
+            FieldPath::parse(&format!("{key_path}.{}", e.path))
+        };
+        out.diagnostics.push(Diagnostic {
+            severity: e.severity,
+            file: obj.source.file.to_string(),
+            line: file_line(e.line),
+            object: Some(oref.clone()),
+            path: Some(path),
+            message: e.message,
+        });
     }
+    parsed.config
 }
 
 fn load_bare_mesh_config(source: &Source, value: &Value, lines: &LineIndex, out: &mut Loaded) {
-    match mesh::decode_mesh_config(value, lines) {
-        Ok(mc) => out.mesh_configs.push((source.clone(), mc)),
-        Err(errors) => {
-            for e in errors {
-                out.diagnostics.push(Diagnostic {
-                    severity: e.severity,
-                    file: source.file.to_string(),
-                    line: e.line.unwrap_or(source.line),
-                    object: Some(ObjectRef {
-                        kind: "MeshConfig".into(),
-                        namespace: String::new(),
-                        name: "(document without apiVersion and kind)".into(),
-                    }),
-                    path: Some(FieldPath::parse(e.path.as_str())),
-                    message: e.message,
-                });
-            }
-        }
+    let parsed = mesh::decode_mesh_config(value, lines);
+    for e in parsed.problems {
+        out.diagnostics.push(Diagnostic {
+            severity: e.severity,
+            file: source.file.to_string(),
+            line: e.line.unwrap_or(source.line),
+            object: Some(ObjectRef {
+                kind: "MeshConfig".into(),
+                namespace: String::new(),
+                name: "(document without apiVersion and kind)".into(),
+            }),
+            path: Some(FieldPath::parse(e.path.as_str())),
+            message: e.message,
+        });
+    }
+    if let Some(mc) = parsed.config {
+        out.mesh_configs.push((source.clone(), mc));
     }
 }
 

@@ -373,6 +373,15 @@ fn humanize_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         return format!("wrong type: got {rest}");
     }
+    if msg.starts_with("Invalid symbol")
+        || msg.starts_with("Invalid last symbol")
+        || msg.starts_with("Invalid padding")
+        || msg.starts_with("Invalid input length")
+    {
+        return format!(
+            "not valid base64 ({msg}): Secret data values are base64; put plain text under stringData instead"
+        );
+    }
     if let Some(rest) = msg.strip_prefix("invalid value: ") {
         return format!("invalid value: got {rest}");
     }

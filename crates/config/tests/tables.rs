@@ -55,7 +55,7 @@ fn valid_documents_load_cleanly() {
         for case in cases(&f, "_comment") {
             total += 1;
             let errors = case.errors();
-            if !errors.is_empty() || case.loaded.objects.len() + case.loaded.mesh_configs.len() != 1
+            if !errors.is_empty() || case.loaded.objects.len() + case.loaded.mesh_configs.len() == 0
             {
                 failures.push(format!(
                     "{}:{}: {} {:?}: {:?}",

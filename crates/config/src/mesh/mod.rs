@@ -26,11 +26,33 @@ pub struct MeshError {
     pub message: String,
 }
 
-/// Parses and validates MeshConfig YAML text. Errors carry lines relative to the text.
-pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, Vec<MeshError>> {
+/// The outcome of reading MeshConfig: the config when it has no errors, and every
+/// problem found (warnings too, so that deprecations reach the user).
+#[derive(Debug, Clone)]
+pub struct MeshParse {
+    pub config: Option<MeshConfig>,
+    pub problems: Vec<MeshError>,
+}
+
+impl MeshParse {
+    fn failed(problems: Vec<MeshError>) -> Self {
+        MeshParse {
+            config: None,
+            problems,
+        }
+    }
+
+    /// The config, or the problems as an error when there is no config.
+    pub fn into_result(self) -> Result<MeshConfig, Vec<MeshError>> {
+        self.config.ok_or(self.problems)
+    }
+}
+
+/// Parses and validates MeshConfig YAML text. Problems carry lines relative to the text.
+pub fn parse_mesh_config(text: &str) -> MeshParse {
     let stream = yaml::parse_stream(text);
     if let Some(e) = stream.errors.first() {
-        return Err(vec![MeshError {
+        return MeshParse::failed(vec![MeshError {
             severity: Severity::Error,
             path: FieldPath::root(),
             line: Some(e.line),
@@ -39,21 +61,27 @@ pub fn parse_mesh_config(text: &str) -> Result<MeshConfig, Vec<MeshError>> {
     }
     match stream.documents.into_iter().find(|d| !d.value.is_null()) {
         Some(doc) => decode_mesh_config(&doc.value, &doc.lines),
-        None => Ok(MeshConfig::default()),
+        None => MeshParse {
+            config: Some(MeshConfig::default()),
+            problems: Vec::new(),
+        },
     }
 }
 
-/// Decodes a MeshConfig from a JSON value, applies Istio's defaults for what is unset
-/// and validates it. Warnings alone do not fail it.
-pub fn decode_mesh_config(value: &Value, lines: &LineIndex) -> Result<MeshConfig, Vec<MeshError>> {
-    let mc: MeshConfig = decode_strict(value, &FieldPath::root()).map_err(|e| {
-        vec![MeshError {
-            severity: Severity::Error,
-            line: lines.line_of(&e.path),
-            path: e.path,
-            message: e.message,
-        }]
-    })?;
+/// Decodes a MeshConfig from a JSON value and validates it. Fields left unset keep
+/// Istio's defaults through the accessors. Warnings alone do not fail it.
+pub fn decode_mesh_config(value: &Value, lines: &LineIndex) -> MeshParse {
+    let mc: MeshConfig = match decode_strict(value, &FieldPath::root()) {
+        Ok(mc) => mc,
+        Err(e) => {
+            return MeshParse::failed(vec![MeshError {
+                severity: Severity::Error,
+                line: lines.line_of(&e.path),
+                path: e.path,
+                message: e.message,
+            }])
+        }
+    };
     let mut problems = Problems::new();
     let cx = Context {
         kind: "MeshConfig",
@@ -63,17 +91,19 @@ pub fn decode_mesh_config(value: &Value, lines: &LineIndex) -> Result<MeshConfig
         root_namespace: "istio-system",
     };
     mc.validate(&cx, &FieldPath::root(), &mut problems);
-    if problems.has_errors() {
-        return Err(problems
-            .into_vec()
-            .into_iter()
-            .map(|p| MeshError {
-                severity: p.severity,
-                line: lines.line_of(&p.path),
-                path: p.path,
-                message: p.message,
-            })
-            .collect());
+    let failed = problems.has_errors();
+    let problems = problems
+        .into_vec()
+        .into_iter()
+        .map(|p| MeshError {
+            severity: p.severity,
+            line: lines.line_of(&p.path),
+            path: p.path,
+            message: p.message,
+        })
+        .collect();
+    MeshParse {
+        config: (!failed).then_some(mc),
+        problems,
     }
-    Ok(mc)
 }
