@@ -10,3 +10,10 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod snapshot;
+
+pub use model::{
+    Endpoint, Locality, Protocol, Resolution, Service, ServicePort, ServiceRegistry, TlsMode,
+    Workload,
+};
+pub use snapshot::{Change, RejectedFile, Snapshot};
