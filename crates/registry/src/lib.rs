@@ -9,11 +9,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod builder;
+pub mod dir_source;
 pub mod model;
 pub mod snapshot;
+pub mod store;
 
 pub use model::{
-    Endpoint, Locality, Protocol, Resolution, Service, ServicePort, ServiceRegistry, TlsMode,
-    Workload,
+    Endpoint, Locality, Protocol, Resolution, Service, ServiceOrigin, ServicePort,
+    ServiceRegistry, TlsMode, Workload,
 };
+pub use builder::build_services;
+pub use dir_source::{DirSource, DirSourceHandle, RegistryError};
 pub use snapshot::{Change, RejectedFile, Snapshot};
+pub use store::{FileChange, FileOutcome, Store};

@@ -182,6 +182,38 @@ pub struct Locality {
     pub subzone: String,
 }
 
+impl Locality {
+    /// Parses `region/zone/subzone` (WorkloadEntry `locality`); missing parts are empty.
+    pub fn parse(s: &str) -> Locality {
+        let mut parts = s.splitn(3, '/').map(str::to_string);
+        Locality {
+            region: parts.next().unwrap_or_default(),
+            zone: parts.next().unwrap_or_default(),
+            subzone: parts.next().unwrap_or_default(),
+        }
+    }
+
+    /// No region, zone or subzone known.
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty() && self.zone.is_empty() && self.subzone.is_empty()
+    }
+}
+
+impl std::fmt::Display for Locality {
+    /// `region/zone/subzone`, trailing empty parts left out (`us-east1/us-east1-b`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts = [&self.region, &self.zone, &self.subzone];
+        let n = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+        for (i, p) in parts[..n].iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            f.write_str(p)?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether the workload's proxy accepts Istio mTLS (it has a sidecar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TlsMode {
@@ -246,6 +278,29 @@ impl ServiceRegistry {
             .and_then(|m| m.get(&port))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// The service with this host name defined in `namespace` (a host may be defined in
+    /// several namespaces by ServiceEntries).
+    pub fn service_in(&self, hostname: &str, namespace: &str) -> Option<&Arc<Service>> {
+        self.services
+            .iter()
+            .find(|s| s.hostname == hostname && s.namespace == namespace)
+    }
+
+    /// Every endpoint of a service, all ports, in port order.
+    pub fn all_endpoints(&self, hostname: &str) -> impl Iterator<Item = &Endpoint> + '_ {
+        self.endpoints
+            .get(hostname)
+            .into_iter()
+            .flat_map(|m| m.values().flatten())
+    }
+
+    /// The workload (Pod or WorkloadEntry) with this name in this namespace.
+    pub fn workload(&self, namespace: &str, name: &str) -> Option<&Arc<Workload>> {
+        self.workloads
+            .iter()
+            .find(|w| w.namespace == namespace && w.name == name)
     }
 
     /// The workload with this IP in this namespace (how a proxy finds its own pod).
