@@ -68,10 +68,11 @@ impl DirSource {
         }
         let (tx, rx) = mpsc::channel();
         // Watch before the first scan, so that no change falls between the two.
-        let mut watcher = notify::recommended_watcher(tx).map_err(|source| RegistryError::Watch {
-            dir: shown.clone(),
-            source,
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(tx).map_err(|source| RegistryError::Watch {
+                dir: shown.clone(),
+                source,
+            })?;
         watcher
             .watch(&dir, RecursiveMode::Recursive)
             .map_err(|source| RegistryError::Watch {
@@ -86,7 +87,9 @@ impl DirSource {
                 other => std::io::Error::other(other.to_string()),
             },
         })?;
-        worker.apply(changes);
+        // Always applied, even when empty: the first snapshot tells readers that the
+        // directory has been read.
+        worker.apply(changes, true);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -162,7 +165,7 @@ impl Worker {
                 }
             }
             let changes = self.changes_for(pending);
-            self.apply(changes);
+            self.apply(changes, false);
             if closed || stop.load(Ordering::SeqCst) {
                 return;
             }
@@ -214,10 +217,9 @@ impl Worker {
                 let on_disk = manifest_files(&path).unwrap_or_default();
                 let prefix = format!("{key}/");
                 let store = self.lock();
-                for gone in store
-                    .files()
-                    .filter(|f| f.starts_with(&prefix) && !on_disk.iter().any(|p| p.display().to_string() == *f))
-                {
+                for gone in store.files().filter(|f| {
+                    f.starts_with(&prefix) && !on_disk.iter().any(|p| p.display().to_string() == *f)
+                }) {
                     if seen.insert(gone.to_string()) {
                         changes.push(FileChange::Removed {
                             path: gone.to_string(),
@@ -238,7 +240,10 @@ impl Worker {
             } else {
                 let prefix = format!("{key}/");
                 let store = self.lock();
-                for f in store.files().filter(|f| *f == key || f.starts_with(&prefix)) {
+                for f in store
+                    .files()
+                    .filter(|f| *f == key || f.starts_with(&prefix))
+                {
                     if seen.insert(f.to_string()) {
                         changes.push(FileChange::Removed {
                             path: f.to_string(),
@@ -272,8 +277,8 @@ impl Worker {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, changes: Vec<FileChange>) {
-        if changes.is_empty() {
+    fn apply(&self, changes: Vec<FileChange>, initial: bool) {
+        if changes.is_empty() && !initial {
             return;
         }
         let mut store = self.lock();
@@ -289,7 +294,13 @@ impl Worker {
 fn log_outcome(file: &str, outcome: &FileOutcome, version: u64) {
     match outcome {
         FileOutcome::Applied { objects, warnings } => {
-            tracing::info!(file, objects, warnings = warnings.len(), version, "config file applied");
+            tracing::info!(
+                file,
+                objects,
+                warnings = warnings.len(),
+                version,
+                "config file applied"
+            );
             for w in warnings {
                 tracing::warn!("{w}");
             }
@@ -345,3 +356,6 @@ fn is_hidden(rel: &Path) -> bool {
     rel.components()
         .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
+
+#[cfg(test)]
+mod tests;

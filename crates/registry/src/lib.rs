@@ -15,11 +15,11 @@ pub mod model;
 pub mod snapshot;
 pub mod store;
 
-pub use model::{
-    Endpoint, Locality, Protocol, Resolution, Service, ServiceOrigin, ServicePort,
-    ServiceRegistry, TlsMode, Workload,
-};
 pub use builder::build_services;
 pub use dir_source::{DirSource, DirSourceHandle, RegistryError};
+pub use model::{
+    Endpoint, Locality, Protocol, Resolution, Service, ServiceOrigin, ServicePort, ServiceRegistry,
+    TlsMode, Workload,
+};
 pub use snapshot::{Change, RejectedFile, Snapshot};
 pub use store::{FileChange, FileOutcome, Store};

@@ -203,7 +203,10 @@ impl std::fmt::Display for Locality {
     /// `region/zone/subzone`, trailing empty parts left out (`us-east1/us-east1-b`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts = [&self.region, &self.zone, &self.subzone];
-        let n = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+        let n = parts
+            .iter()
+            .rposition(|p| !p.is_empty())
+            .map_or(0, |i| i + 1);
         for (i, p) in parts[..n].iter().enumerate() {
             if i > 0 {
                 f.write_str("/")?;

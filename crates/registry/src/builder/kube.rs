@@ -10,9 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::workloads::{Instance, InstanceKind};
 use super::{resolve_export_to, Index};
-use crate::model::{
-    Endpoint, Protocol, Resolution, Service, ServiceOrigin, ServicePort, TlsMode,
-};
+use crate::model::{Endpoint, Protocol, Resolution, Service, ServiceOrigin, ServicePort, TlsMode};
 
 /// Annotation that limits which namespaces see a Service, as Istio reads it.
 pub const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
@@ -152,7 +150,10 @@ fn selected_endpoints(
     ports: &[KubePort],
 ) -> Vec<Endpoint> {
     let mut out = Vec::new();
-    for inst in index.instances_in(namespace).filter(|i| i.matches(selector)) {
+    for inst in index
+        .instances_in(namespace)
+        .filter(|i| i.matches(selector))
+    {
         for p in ports {
             if let Some(port) = instance_port(inst, p) {
                 out.push(inst.endpoint(port, p.port.port));
@@ -214,7 +215,12 @@ fn manual_endpoints(
                     .map(|a| (a, false));
                 for (addr, healthy) in ready.chain(not_ready) {
                     out.push(address_endpoint(
-                        index, namespace, addr, port, p.port.port, healthy,
+                        index,
+                        namespace,
+                        addr,
+                        port,
+                        p.port.port,
+                        healthy,
                     ));
                 }
             }
@@ -238,11 +244,7 @@ fn manual_endpoints(
             };
             for ep in &slice.endpoints {
                 // EndpointSlice: an unset `ready` means ready.
-                let healthy = ep
-                    .conditions
-                    .as_ref()
-                    .and_then(|c| c.ready)
-                    .unwrap_or(true);
+                let healthy = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
                 for a in &ep.addresses {
                     let addr = EndpointAddress {
                         ip: a.clone(),
@@ -250,7 +252,12 @@ fn manual_endpoints(
                         ..Default::default()
                     };
                     out.push(address_endpoint(
-                        index, namespace, &addr, port, p.port.port, healthy,
+                        index,
+                        namespace,
+                        &addr,
+                        port,
+                        p.port.port,
+                        healthy,
                     ));
                 }
             }

@@ -36,13 +36,9 @@ pub fn build_services(objects: &[Arc<Object>], mesh: &MeshConfig, domain: &str) 
     let mut built: Vec<(Service, Vec<Endpoint>)> = Vec::new();
     for obj in objects {
         match &obj.resource {
-            Resource::Service(svc) => built.push(kube::convert(
-                obj,
-                svc,
-                &index,
-                &default_export_to,
-                domain,
-            )),
+            Resource::Service(svc) => {
+                built.push(kube::convert(obj, svc, &index, &default_export_to, domain))
+            }
             Resource::ServiceEntry(se) => {
                 built.extend(service_entry::convert(obj, se, &index, &default_export_to))
             }
@@ -86,9 +82,7 @@ pub fn build_services(objects: &[Arc<Object>], mesh: &MeshConfig, domain: &str) 
         .filter(|i| !i.name.is_empty())
         .map(|i| Arc::new(i.workload()))
         .collect();
-    workloads.sort_by(|a, b| {
-        (&a.namespace, &a.name, a.ip).cmp(&(&b.namespace, &b.name, b.ip))
-    });
+    workloads.sort_by(|a, b| (&a.namespace, &a.name, a.ip).cmp(&(&b.namespace, &b.name, b.ip)));
 
     ServiceRegistry {
         services,
@@ -185,11 +179,17 @@ impl<'a> Index<'a> {
         index
     }
 
-    pub(crate) fn instances_in<'s>(&'s self, namespace: &str) -> impl Iterator<Item = &'s Instance> {
+    pub(crate) fn instances_in<'s>(
+        &'s self,
+        namespace: &str,
+    ) -> impl Iterator<Item = &'s Instance> {
         self.instances.get(namespace).into_iter().flatten()
     }
 
-    pub(crate) fn slices_in<'s>(&'s self, namespace: &str) -> impl Iterator<Item = &'a EndpointSlice> + 's {
+    pub(crate) fn slices_in<'s>(
+        &'s self,
+        namespace: &str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 's {
         self.slices.get(namespace).into_iter().flatten().copied()
     }
 }

@@ -11,9 +11,7 @@ use ironmesh_config::Object;
 
 use super::workloads::Instance;
 use super::{resolve_export_to, Index};
-use crate::model::{
-    Endpoint, Protocol, Resolution, Service, ServiceOrigin, ServicePort, TlsMode,
-};
+use crate::model::{Endpoint, Protocol, Resolution, Service, ServiceOrigin, ServicePort, TlsMode};
 
 /// One service per host, each with its endpoints.
 pub(crate) fn convert(

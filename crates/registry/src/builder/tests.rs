@@ -1,0 +1,889 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ironmesh_config::mesh::MeshConfig;
+use ironmesh_config::{load_str, LoadOptions, Object};
+
+use super::build_services;
+use crate::model::{
+    Endpoint, Locality, Protocol, Resolution, ServiceOrigin, ServiceRegistry, TlsMode,
+};
+
+fn objects(yaml: &str) -> Vec<Arc<Object>> {
+    let loaded = load_str("test.yaml", yaml, &LoadOptions::default());
+    assert_eq!(
+        loaded.error_count(),
+        0,
+        "test input must be valid: {:#?}",
+        loaded.diagnostics
+    );
+    loaded.objects.into_iter().map(Arc::new).collect()
+}
+
+fn build(yaml: &str) -> ServiceRegistry {
+    build_services(&objects(yaml), &MeshConfig::default(), "cluster.local")
+}
+
+fn seed(name: &str) -> String {
+    let path = format!("{}/../../examples/seeds/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A running pod with an IP, `Ready` as given, labels as `k: v` pairs.
+fn pod(name: &str, ns: &str, ip: &str, labels: &[(&str, &str)], ready: bool) -> String {
+    let labels: String = labels
+        .iter()
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    format!(
+        r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels:
+{labels}spec:
+  containers:
+  - name: app
+    image: app
+    ports:
+    - name: http-app
+      containerPort: 8080
+status:
+  phase: Running
+  podIP: {ip}
+  conditions:
+  - type: Ready
+    status: "{}"
+"#,
+        if ready { "True" } else { "False" }
+    )
+}
+
+fn addresses(eps: &[Endpoint]) -> Vec<(&str, u16)> {
+    eps.iter().map(|e| (e.address.as_str(), e.port)).collect()
+}
+
+#[test]
+fn kubernetes_service_host_vip_ports_and_protocols() {
+    let reg = build(
+        r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: bookinfo
+  labels: {app: reviews}
+spec:
+  clusterIP: 10.96.0.20
+  selector: {app: reviews}
+  ports:
+  - {name: http-web, port: 9080, targetPort: 8080}
+  - {name: grpc, port: 9090}
+  - {name: tcp-db, port: 5432, targetPort: db}
+  - {name: web, port: 8000, appProtocol: http2}
+  - {name: plain, port: 7000}
+  - {name: dns, port: 53, protocol: UDP}
+"#,
+    );
+    let svc = reg.service("reviews.bookinfo.svc.cluster.local").unwrap();
+    assert_eq!(svc.name, "reviews");
+    assert_eq!(svc.namespace, "bookinfo");
+    assert_eq!(svc.vip, Some("10.96.0.20".parse().unwrap()));
+    assert_eq!(svc.resolution, Resolution::ClientSideLb);
+    assert!(!svc.mesh_external);
+    assert_eq!(svc.origin, ServiceOrigin::Kubernetes);
+    assert_eq!(svc.export_to, vec!["*"]);
+    assert_eq!(svc.labels.get("app").map(String::as_str), Some("reviews"));
+    assert_eq!(
+        svc.selector,
+        Some(BTreeMap::from([("app".into(), "reviews".into())]))
+    );
+    let ports: Vec<_> = svc
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.port, p.protocol, p.target_port))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("http-web", 9080, Protocol::Http, Some(8080)),
+            ("grpc", 9090, Protocol::Grpc, Some(9090)),
+            ("tcp-db", 5432, Protocol::Tcp, None),
+            ("web", 8000, Protocol::Http2, Some(8000)),
+            ("plain", 7000, Protocol::Unsupported, Some(7000)),
+            ("dns", 53, Protocol::Udp, Some(53)),
+        ]
+    );
+}
+
+#[test]
+fn headless_and_unallocated_services_are_passthrough() {
+    let reg = build(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: data}
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports: [{name: tcp, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: cache, namespace: data}
+spec:
+  selector: {app: cache}
+  ports: [{name: tcp, port: 6379}]
+"#,
+    );
+    for host in ["db.data.svc.cluster.local", "cache.data.svc.cluster.local"] {
+        let svc = reg.service(host).unwrap();
+        assert_eq!(svc.vip, None, "{host}");
+        assert_eq!(svc.resolution, Resolution::Passthrough, "{host}");
+    }
+}
+
+#[test]
+fn export_to_annotation_and_mesh_default() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: private
+  namespace: team-a
+  annotations: {networking.istio.io/exportTo: "."}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hidden
+  namespace: team-a
+  annotations: {networking.istio.io/exportTo: "~"}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: some
+  namespace: team-a
+  annotations: {networking.istio.io/exportTo: "team-c, ., team-b"}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain, namespace: team-a}
+spec: {ports: [{name: http, port: 80}]}
+"#;
+    let reg = build(yaml);
+    let export = |name: &str| {
+        reg.service(&format!("{name}.team-a.svc.cluster.local"))
+            .unwrap()
+            .export_to
+            .clone()
+    };
+    assert_eq!(export("private"), vec!["team-a"]);
+    assert!(export("hidden").is_empty());
+    assert_eq!(export("some"), vec!["team-a", "team-b", "team-c"]);
+    assert_eq!(export("plain"), vec!["*"]);
+    let private = reg.service("private.team-a.svc.cluster.local").unwrap();
+    assert!(private.visible_from("team-a") && !private.visible_from("team-b"));
+
+    let mesh = MeshConfig {
+        default_service_export_to: vec![".".into()],
+        ..Default::default()
+    };
+    let reg = build_services(&objects(yaml), &mesh, "cluster.local");
+    let plain = reg.service("plain.team-a.svc.cluster.local").unwrap();
+    assert_eq!(plain.export_to, vec!["team-a"]);
+}
+
+#[test]
+fn external_name_service_resolves_the_external_host() {
+    let reg = build(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: search, namespace: default}
+spec:
+  type: ExternalName
+  externalName: www.example.com
+  ports: [{name: https, port: 443}, {name: http, port: 80}]
+"#,
+    );
+    let host = "search.default.svc.cluster.local";
+    let svc = reg.service(host).unwrap();
+    assert_eq!(svc.resolution, Resolution::Dns);
+    assert!(svc.mesh_external);
+    assert_eq!(svc.vip, None);
+    for port in [443, 80] {
+        let eps = reg.endpoints(host, port);
+        assert_eq!(addresses(eps), vec![("www.example.com", port)]);
+        assert!(eps[0].healthy);
+        assert_eq!(eps[0].tls_mode, TlsMode::Disabled);
+    }
+}
+
+#[test]
+fn selector_picks_ready_and_unready_pods_of_its_namespace() {
+    let mut yaml = String::from(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.1.1
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: http-named, port: 81, targetPort: http-app}
+"#,
+    );
+    yaml += &pod("web-b", "shop", "10.1.0.12", &[("app", "web")], false);
+    yaml += &pod(
+        "web-a",
+        "shop",
+        "10.1.0.2",
+        &[("app", "web"), ("version", "v1")],
+        true,
+    );
+    yaml += &pod("other", "shop", "10.1.0.3", &[("app", "other")], true);
+    yaml += &pod(
+        "web-elsewhere",
+        "other-ns",
+        "10.1.0.4",
+        &[("app", "web")],
+        true,
+    );
+    yaml += r#"---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-pending, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: app, image: app}]}
+status: {phase: Pending}
+"#;
+    let reg = build(&yaml);
+    let host = "web.shop.svc.cluster.local";
+    let eps = reg.endpoints(host, 80);
+    // Numeric IP order: .2 before .12.
+    assert_eq!(
+        addresses(eps),
+        vec![("10.1.0.2", 8080), ("10.1.0.12", 8080)]
+    );
+    assert!(eps[0].healthy);
+    assert!(!eps[1].healthy);
+    assert_eq!(eps[0].workload_name, "web-a");
+    assert_eq!(eps[0].namespace, "shop");
+    assert_eq!(eps[0].service_port, 80);
+    assert_eq!(eps[0].service_account, "default");
+    assert_eq!(eps[0].weight, 1);
+    assert_eq!(eps[0].labels.get("version").map(String::as_str), Some("v1"));
+    // The named target port resolves through the pod's container ports.
+    assert_eq!(
+        addresses(reg.endpoints(host, 81)),
+        vec![("10.1.0.2", 8080), ("10.1.0.12", 8080)]
+    );
+}
+
+#[test]
+fn pod_readiness_identity_locality_and_sidecar() {
+    let reg = build(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: default}
+spec:
+  clusterIP: 10.96.2.2
+  selector: {app: api}
+  ports: [{name: http, port: 80, targetPort: web}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-running
+  labels:
+    app: api
+    topology.kubernetes.io/region: eu-west1
+    topology.kubernetes.io/zone: eu-west1-b
+    topology.istio.io/subzone: rack7
+  annotations: {sidecar.istio.io/status: '{"containers":["istio-proxy"]}'}
+spec:
+  serviceAccountName: api-sa
+  containers: [{name: app, image: app, ports: [{name: web, containerPort: 8000}]}]
+status: {phase: Running, podIP: 10.1.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-labelled
+  labels: {app: api, security.istio.io/tlsMode: istio}
+spec:
+  containers: [{name: app, image: app, ports: [{name: web, containerPort: 8001}]}]
+status: {phase: Pending, podIP: 10.1.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-noport, labels: {app: api}}
+spec:
+  containers: [{name: app, image: app}]
+status: {phase: Running, podIP: 10.1.1.3}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-done, labels: {app: api}}
+spec:
+  containers: [{name: app, image: app, ports: [{name: web, containerPort: 8000}]}]
+status: {phase: Succeeded, podIP: 10.1.1.4}
+"#,
+    );
+    let eps = reg.endpoints("api.default.svc.cluster.local", 80);
+    // The pod without the named port is no endpoint of it; a finished pod is none at all.
+    assert_eq!(addresses(eps), vec![("10.1.1.1", 8000), ("10.1.1.2", 8001)]);
+    let running = &eps[0];
+    assert!(
+        running.healthy,
+        "running without conditions counts as ready"
+    );
+    assert_eq!(running.service_account, "api-sa");
+    assert_eq!(running.tls_mode, TlsMode::Istio);
+    assert_eq!(
+        running.locality,
+        Locality {
+            region: "eu-west1".into(),
+            zone: "eu-west1-b".into(),
+            subzone: "rack7".into()
+        }
+    );
+    assert_eq!(running.locality.to_string(), "eu-west1/eu-west1-b/rack7");
+    let labelled = &eps[1];
+    assert!(!labelled.healthy, "pending without conditions is not ready");
+    assert_eq!(labelled.tls_mode, TlsMode::Istio);
+    assert_eq!(labelled.service_account, "default");
+
+    let names: Vec<_> = reg.workloads.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, vec!["api-labelled", "api-noport", "api-running"]);
+    let w = reg.workload("default", "api-running").unwrap();
+    assert_eq!(w.ports.get("web"), Some(&8000));
+    assert_eq!(w.service_account, "api-sa");
+    assert!(w.ready);
+    assert_eq!(
+        reg.workload_by_ip("10.1.1.3".parse().unwrap())
+            .unwrap()
+            .name,
+        "api-noport"
+    );
+}
+
+#[test]
+fn pod_without_sidecar_is_plaintext() {
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: n}\nspec: {clusterIP: 10.96.0.9, selector: {app: s}, ports: [{name: http, port: 80}]}\n",
+    );
+    yaml += &pod("s-1", "n", "10.1.9.1", &[("app", "s")], true);
+    let reg = build(&yaml);
+    let ep = &reg.endpoints("s.n.svc.cluster.local", 80)[0];
+    assert_eq!(ep.tls_mode, TlsMode::Disabled);
+    assert_eq!(ep.port, 80, "no targetPort: the service port");
+}
+
+#[test]
+fn workload_entries_join_kubernetes_services() {
+    let reg = build(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: details, namespace: vm}
+spec:
+  clusterIP: 10.96.3.3
+  selector: {app: details}
+  ports:
+  - {name: http, port: 9080, targetPort: 9090}
+  - {name: metrics, port: 15014}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: details-vm-1, namespace: vm}
+spec:
+  address: 192.168.10.5
+  ports: {http: 7070}
+  labels: {app: details, version: v2}
+  weight: 3
+  locality: us-east1/us-east1-c
+  serviceAccount: details-legacy
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: details-vm-2, namespace: vm}
+spec:
+  address: 192.168.10.6
+  labels: {app: details}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other-ns, namespace: elsewhere}
+spec:
+  address: 192.168.10.7
+  labels: {app: details}
+"#,
+    );
+    let host = "details.vm.svc.cluster.local";
+    let http = reg.endpoints(host, 9080);
+    assert_eq!(
+        addresses(http),
+        vec![("192.168.10.5", 7070), ("192.168.10.6", 9090)]
+    );
+    let vm1 = &http[0];
+    assert_eq!(vm1.weight, 3);
+    assert_eq!(vm1.workload_name, "details-vm-1");
+    assert_eq!(vm1.service_account, "details-legacy");
+    assert_eq!(
+        vm1.tls_mode,
+        TlsMode::Istio,
+        "a service account implies a proxy"
+    );
+    assert_eq!(vm1.locality.to_string(), "us-east1/us-east1-c");
+    assert!(vm1.healthy);
+    assert_eq!(http[1].tls_mode, TlsMode::Disabled);
+    assert_eq!(http[1].weight, 1);
+    assert_eq!(
+        addresses(reg.endpoints(host, 15014)),
+        vec![("192.168.10.5", 15014), ("192.168.10.6", 15014)]
+    );
+    let w = reg.workload("vm", "details-vm-1").unwrap();
+    assert_eq!(w.ip, Some("192.168.10.5".parse().unwrap()));
+    assert_eq!(w.ports.get("http"), Some(&7070));
+    assert_eq!(reg.workloads.len(), 3);
+}
+
+#[test]
+fn services_without_selector_use_endpoints_and_slices() {
+    let mut yaml = String::from(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: legacy, namespace: ops}
+spec:
+  clusterIP: 10.96.4.4
+  ports:
+  - {name: http, port: 80}
+  - {name: admin, port: 9000}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: legacy, namespace: ops}
+subsets:
+- addresses:
+  - ip: 10.2.0.1
+    targetRef: {kind: Pod, name: legacy-pod, namespace: ops}
+  notReadyAddresses:
+  - ip: 10.2.0.2
+  ports:
+  - {name: http, port: 8080}
+  - {name: admin, port: 9001}
+  - {name: unknown, port: 1234}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: legacy-abc
+  namespace: ops
+  labels: {kubernetes.io/service-name: legacy}
+addressType: IPv4
+endpoints:
+- addresses: [10.2.0.3]
+  conditions: {ready: true}
+- addresses: [10.2.0.4]
+  conditions: {ready: false}
+- addresses: [10.2.0.5]
+ports:
+- {name: http, port: 8081}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: unrelated
+  namespace: ops
+  labels: {kubernetes.io/service-name: other}
+addressType: IPv4
+endpoints:
+- addresses: [10.2.0.9]
+ports:
+- {name: http, port: 8081}
+"#,
+    );
+    yaml += &pod("legacy-pod", "ops", "10.2.0.1", &[("app", "legacy")], true);
+    let reg = build(&yaml);
+    let host = "legacy.ops.svc.cluster.local";
+    let http = reg.endpoints(host, 80);
+    let got: Vec<_> = http
+        .iter()
+        .map(|e| (e.address.as_str(), e.port, e.healthy))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("10.2.0.1", 8080, true),
+            ("10.2.0.2", 8080, false),
+            ("10.2.0.3", 8081, true),
+            ("10.2.0.4", 8081, false),
+            ("10.2.0.5", 8081, true),
+        ]
+    );
+    // An address that points at a known pod carries the pod's metadata.
+    assert_eq!(http[0].workload_name, "legacy-pod");
+    assert_eq!(
+        http[0].labels.get("app").map(String::as_str),
+        Some("legacy")
+    );
+    assert!(http[1].labels.is_empty());
+    assert_eq!(
+        addresses(reg.endpoints(host, 9000)),
+        vec![("10.2.0.1", 9001), ("10.2.0.2", 9001)]
+    );
+}
+
+#[test]
+fn service_entry_hosts_addresses_and_resolution() {
+    let reg = build(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external-api, namespace: egress, labels: {team: payments}}
+spec:
+  hosts: [api.example.com, pay]
+  addresses: [10.0.0.0/24, 240.0.0.7/32, 240.0.0.8]
+  ports:
+  - {number: 443, name: https, protocol: HTTPS}
+  - {number: 80, name: http, protocol: HTTP, targetPort: 8080}
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  exportTo: [".", istio-system]
+  endpoints:
+  - address: 1.2.3.4
+  - address: 1.2.3.5
+    ports: {https: 8443}
+    labels: {zone: b}
+    weight: 5
+    locality: r1/z1/s1
+    serviceAccount: pay-sa
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: internal, namespace: egress}
+spec:
+  hosts: [db.internal]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  location: MESH_INTERNAL
+  resolution: NONE
+"#,
+    );
+    for host in ["api.example.com", "pay"] {
+        let svc = reg.service(host).unwrap_or_else(|| panic!("{host}"));
+        assert_eq!(svc.namespace, "egress");
+        assert_eq!(svc.name, "external-api");
+        assert_eq!(svc.vip, Some("240.0.0.7".parse().unwrap()));
+        assert_eq!(
+            svc.addresses,
+            vec!["10.0.0.0/24", "240.0.0.7/32", "240.0.0.8"]
+        );
+        assert_eq!(svc.resolution, Resolution::ClientSideLb);
+        assert!(svc.mesh_external);
+        assert_eq!(svc.export_to, vec!["egress", "istio-system"]);
+        assert_eq!(
+            svc.origin,
+            ServiceOrigin::ServiceEntry("egress/external-api".into())
+        );
+        assert_eq!(svc.labels.get("team").map(String::as_str), Some("payments"));
+        assert_eq!(svc.port(443).unwrap().protocol, Protocol::Https);
+        assert_eq!(svc.port(80).unwrap().target_port, Some(8080));
+        assert_eq!(
+            addresses(reg.endpoints(host, 443)),
+            vec![("1.2.3.4", 443), ("1.2.3.5", 8443)]
+        );
+        assert_eq!(
+            addresses(reg.endpoints(host, 80)),
+            vec![("1.2.3.4", 8080), ("1.2.3.5", 8080)]
+        );
+    }
+    let ep = &reg.endpoints("pay", 443)[1];
+    assert_eq!(ep.weight, 5);
+    assert_eq!(ep.locality.to_string(), "r1/z1/s1");
+    assert_eq!(ep.service_account, "pay-sa");
+    assert_eq!(ep.tls_mode, TlsMode::Istio);
+    assert_eq!(ep.labels.get("zone").map(String::as_str), Some("b"));
+    assert_eq!(reg.endpoints("pay", 443)[0].tls_mode, TlsMode::Disabled);
+
+    let internal = reg.service("db.internal").unwrap();
+    assert_eq!(internal.resolution, Resolution::Passthrough);
+    assert!(!internal.mesh_external);
+    assert_eq!(internal.vip, None);
+    assert_eq!(internal.export_to, vec!["*"]);
+    assert!(reg.endpoints("db.internal", 5432).is_empty());
+}
+
+#[test]
+fn service_entry_resolutions_map_like_istio() {
+    let cases = [
+        ("NONE", Resolution::Passthrough),
+        ("STATIC", Resolution::ClientSideLb),
+        ("DNS", Resolution::Dns),
+        ("DNS_ROUND_ROBIN", Resolution::DnsRoundRobin),
+        ("DYNAMIC_DNS", Resolution::Dns),
+    ];
+    for (written, want) in cases {
+        let endpoints = if written == "STATIC" {
+            "\n  endpoints: [{address: 1.1.1.1}]"
+        } else {
+            ""
+        };
+        let host = if written == "DYNAMIC_DNS" {
+            "\"*.example.org\""
+        } else {
+            "a.example.org"
+        };
+        let reg = build(&format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: e}}\nspec:\n  hosts: [{host}]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: {written}{endpoints}\n"
+        ));
+        assert_eq!(reg.services[0].resolution, want, "{written}");
+    }
+}
+
+#[test]
+fn dns_service_entry_without_endpoints_dials_its_hosts() {
+    let reg = build(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: google, namespace: default}
+spec:
+  hosts: [www.google.com, maps.google.com]
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: tls, protocol: TLS, targetPort: 8443}
+  resolution: DNS
+"#,
+    );
+    for host in ["www.google.com", "maps.google.com"] {
+        assert_eq!(reg.service(host).unwrap().resolution, Resolution::Dns);
+        assert_eq!(addresses(reg.endpoints(host, 80)), vec![(host, 80)]);
+        assert_eq!(addresses(reg.endpoints(host, 443)), vec![(host, 8443)]);
+    }
+}
+
+#[test]
+fn service_entry_workload_selector_picks_pods_and_entries() {
+    let mut yaml = String::from(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: mixed, namespace: hybrid}
+spec:
+  hosts: [mixed.hybrid.svc.cluster.local]
+  addresses: [240.240.5.5]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http-app, protocol: HTTP, targetPort: 9000}
+  - {number: 81, name: other, protocol: HTTP}
+  workloadSelector:
+    labels: {app: mixed}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: mixed-vm, namespace: hybrid}
+spec:
+  address: 192.168.0.9
+  labels: {app: mixed}
+  ports: {other: 7000}
+"#,
+    );
+    yaml += &pod("mixed-pod", "hybrid", "10.3.0.1", &[("app", "mixed")], true);
+    yaml += &pod("unrelated", "hybrid", "10.3.0.2", &[("app", "no")], true);
+    let reg = build(&yaml);
+    let host = "mixed.hybrid.svc.cluster.local";
+    let svc = reg.service(host).unwrap();
+    assert_eq!(svc.vip, Some("240.240.5.5".parse().unwrap()));
+    assert_eq!(
+        svc.selector,
+        Some(BTreeMap::from([("app".into(), "mixed".into())]))
+    );
+    // The pod's container port named like the service port wins; then targetPort.
+    assert_eq!(
+        addresses(reg.endpoints(host, 80)),
+        vec![("10.3.0.1", 8080), ("192.168.0.9", 9000)]
+    );
+    assert_eq!(
+        addresses(reg.endpoints(host, 81)),
+        vec![("10.3.0.1", 81), ("192.168.0.9", 7000)]
+    );
+    assert_eq!(reg.endpoints(host, 80)[0].workload_name, "mixed-pod");
+}
+
+#[test]
+fn kubernetes_service_wins_a_host_claimed_twice_in_its_namespace() {
+    let reg = build(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shadow, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 9.9.9.9}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {clusterIP: 10.96.0.1, ports: [{name: http, port: 80}], selector: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: other}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 8.8.8.8}]
+"#,
+    );
+    let owners: Vec<_> = reg
+        .services
+        .iter()
+        .map(|s| (s.namespace.as_str(), s.origin.clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            ("default", ServiceOrigin::Kubernetes),
+            ("other", ServiceOrigin::ServiceEntry("other/ext".into())),
+        ]
+    );
+    // The shadowed entry's endpoints are gone; the other namespace's are merged in.
+    assert_eq!(
+        addresses(reg.endpoints("web.default.svc.cluster.local", 80)),
+        vec![("8.8.8.8", 80)]
+    );
+    assert_eq!(
+        reg.service_in("web.default.svc.cluster.local", "other")
+            .unwrap()
+            .name,
+        "ext"
+    );
+}
+
+#[test]
+fn output_does_not_depend_on_input_order() {
+    let mut yaml = seed("001-bookinfo-gateway.yaml");
+    for (i, v) in ["v1", "v2", "v3"].iter().enumerate() {
+        yaml += &pod(
+            &format!("reviews-{v}-abc"),
+            "default",
+            &format!("10.4.0.{}", 10 - i),
+            &[("app", "reviews"), ("version", v)],
+            true,
+        );
+    }
+    let objs = objects(&yaml);
+    let mut reversed = objs.clone();
+    reversed.reverse();
+    let a = build_services(&objs, &MeshConfig::default(), "cluster.local");
+    let b = build_services(&reversed, &MeshConfig::default(), "cluster.local");
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
+
+#[test]
+fn bookinfo_with_three_reviews_versions() {
+    let mut yaml = seed("001-bookinfo-gateway.yaml");
+    let pods = [
+        ("productpage-v1-1", "10.244.0.5", "productpage", "v1"),
+        ("details-v1-1", "10.244.0.6", "details", "v1"),
+        ("ratings-v1-1", "10.244.0.7", "ratings", "v1"),
+        ("reviews-v1-1", "10.244.0.8", "reviews", "v1"),
+        ("reviews-v2-1", "10.244.0.9", "reviews", "v2"),
+        ("reviews-v3-1", "10.244.0.10", "reviews", "v3"),
+    ];
+    for (name, ip, app, version) in pods {
+        yaml += &pod(
+            name,
+            "default",
+            ip,
+            &[("app", app), ("version", version)],
+            true,
+        );
+    }
+    let reg = build(&yaml);
+    let hosts: Vec<_> = reg.services.iter().map(|s| s.hostname.as_str()).collect();
+    assert_eq!(
+        hosts,
+        vec![
+            "details.default.svc.cluster.local",
+            "productpage.default.svc.cluster.local",
+            "ratings.default.svc.cluster.local",
+            "reviews.default.svc.cluster.local",
+        ]
+    );
+    for svc in &reg.services {
+        assert_eq!(svc.port(9080).unwrap().protocol, Protocol::Http);
+    }
+    let reviews = reg.endpoints("reviews.default.svc.cluster.local", 9080);
+    let versions: Vec<_> = reviews
+        .iter()
+        .map(|e| (e.address.as_str(), e.labels["version"].as_str()))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            ("10.244.0.8", "v1"),
+            ("10.244.0.9", "v2"),
+            ("10.244.0.10", "v3")
+        ]
+    );
+    assert_eq!(
+        reg.endpoints("productpage.default.svc.cluster.local", 9080)
+            .len(),
+        1
+    );
+    assert_eq!(reg.workloads.len(), 6);
+}
+
+#[test]
+fn canary_subsets_see_version_labels() {
+    let mut yaml = seed("002-canary-by-header.yaml");
+    yaml += &pod(
+        "canary-v1-x",
+        "canary",
+        "10.244.1.2",
+        &[("app", "canary"), ("version", "v1")],
+        true,
+    );
+    yaml += &pod(
+        "canary-v2-y",
+        "canary",
+        "10.244.1.3",
+        &[("app", "canary"), ("version", "v2")],
+        true,
+    );
+    yaml += &pod(
+        "toolbox-z",
+        "canary",
+        "10.244.1.4",
+        &[("app", "toolbox")],
+        true,
+    );
+    let reg = build(&yaml);
+    let eps = reg.endpoints("canary.canary.svc.cluster.local", 80);
+    let got: Vec<_> = eps
+        .iter()
+        .map(|e| (e.address.as_str(), e.port, e.labels["version"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("10.244.1.2", 80, "v1"), ("10.244.1.3", 80, "v2")]
+    );
+}

@@ -52,7 +52,11 @@ impl Instance {
         if matches!(phase, "Succeeded" | "Failed") {
             return None;
         }
-        let address = status.pod_ip.as_deref().filter(|ip| !ip.is_empty())?;
+        let address = status
+            .pod_ip
+            .as_deref()
+            .or_else(|| status.pod_ips.as_ref()?.first().map(|p| p.ip.as_str()))
+            .filter(|ip| !ip.is_empty())?;
         let ip: IpAddr = address.parse().ok()?;
         let labels = obj.metadata.labels.clone().unwrap_or_default();
         let annotations = obj.metadata.annotations.as_ref();
@@ -114,9 +118,7 @@ impl Instance {
         // account is expected to run a proxy with that identity.
         let tls_mode = match we.labels.get(TLS_MODE_LABEL) {
             Some(mode) => tls_mode_of(mode),
-            None if we.service_account.as_deref().is_some_and(|s| !s.is_empty()) => {
-                TlsMode::Istio
-            }
+            None if we.service_account.as_deref().is_some_and(|s| !s.is_empty()) => TlsMode::Istio,
             None => TlsMode::Disabled,
         };
         Some(Instance {

@@ -54,23 +54,21 @@ fn same_config(a: &[Arc<Object>], b: &[Arc<Object>]) -> bool {
     let a: Vec<_> = a.iter().filter(|o| !is_endpoint_source(o)).collect();
     let b: Vec<_> = b.iter().filter(|o| !is_endpoint_source(o)).collect();
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(&b)
             .all(|(x, y)| Arc::ptr_eq(x, y) || same_content(x, y))
 }
 
 fn same_objects_exactly(a: &[Arc<Object>], b: &[Arc<Object>]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            Arc::ptr_eq(x, y) || (x.source == y.source && same_content(x, y))
-        })
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| Arc::ptr_eq(x, y) || (x.source == y.source && same_content(x, y)))
 }
 
 fn same_rejections(a: &Snapshot, b: &Snapshot) -> bool {
     a.rejected.len() == b.rejected.len()
-        && a
-            .rejected
+        && a.rejected
             .iter()
             .zip(&b.rejected)
             .all(|(x, y)| x.file == y.file && x.diagnostics == y.diagnostics)

@@ -185,7 +185,13 @@ impl Store {
                 .collect();
             let mut progressed = false;
             for (path, text) in waiting {
-                let outcome = self.apply_one(FileChange::Write { path: path.clone(), text }, true);
+                let outcome = self.apply_one(
+                    FileChange::Write {
+                        path: path.clone(),
+                        text,
+                    },
+                    true,
+                );
                 if matches!(outcome, FileOutcome::Applied { .. }) {
                     progressed = true;
                     outcomes.retain(|(p, _)| *p != path);
@@ -259,7 +265,8 @@ impl Store {
                     .filter(|(src, _)| {
                         let from_configmap = objects.iter().any(|o| o.source == *src);
                         if !from_configmap {
-                            diagnostics.push(bare_mesh_warning(src, self.base_mesh.root_namespace()));
+                            diagnostics
+                                .push(bare_mesh_warning(src, self.base_mesh.root_namespace()));
                         }
                         from_configmap
                     })
