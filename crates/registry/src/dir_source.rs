@@ -293,17 +293,18 @@ impl Worker {
 
 fn log_outcome(file: &str, outcome: &FileOutcome, version: u64) {
     match outcome {
+        FileOutcome::Applied { objects, warnings } if warnings.is_empty() => {
+            tracing::info!(file, objects, version, "config file applied");
+        }
         FileOutcome::Applied { objects, warnings } => {
-            tracing::info!(
+            let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            tracing::warn!(
                 file,
                 objects,
-                warnings = warnings.len(),
                 version,
-                "config file applied"
+                "config file applied with warnings: {}",
+                text.join("; ")
             );
-            for w in warnings {
-                tracing::warn!("{w}");
-            }
         }
         FileOutcome::Rejected { diagnostics, kept } => {
             let errors: Vec<String> = diagnostics

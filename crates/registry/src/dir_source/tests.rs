@@ -233,3 +233,39 @@ fn start_fails_clearly_for_a_missing_directory() {
     let err = DirSource::start(tmp.path().to_path_buf(), store).unwrap_err();
     assert!(err.to_string().contains("is not a directory"), "{err}");
 }
+
+/// Kubernetes mounts a ConfigMap as symlinks into a hidden `..data` link that it swaps
+/// on update; the visible files never change themselves.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_style_symlink_swap_is_seen() {
+    use std::os::unix::fs::symlink;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("..v1")).unwrap();
+    write(&dir.join("..v1/vs.yaml"), &virtual_service("1s"));
+    symlink("..v1", dir.join("..data")).unwrap();
+    symlink("..data/vs.yaml", dir.join("vs.yaml")).unwrap();
+
+    let store = Arc::new(Mutex::new(Store::new("cluster.local", None)));
+    let mut rx = store.lock().unwrap().subscribe();
+    let _handle = DirSource::start(dir.to_path_buf(), store.clone()).unwrap();
+    let snap = rx.borrow_and_update().clone();
+    assert_eq!(snap.objects.len(), 1);
+    let line = |s: &Snapshot| {
+        s.objects
+            .first()
+            .map(|o| o.line_of(&ironmesh_config::FieldPath::root()))
+    };
+    assert_eq!(line(&snap), Some(2));
+
+    std::fs::create_dir(dir.join("..v2")).unwrap();
+    write(
+        &dir.join("..v2/vs.yaml"),
+        &format!("# v2\n# v2\n{}", virtual_service("2s")),
+    );
+    symlink("..v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    wait_for(&mut rx, "the swapped-in version", |s| line(s) == Some(4)).await;
+}
