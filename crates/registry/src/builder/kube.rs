@@ -43,9 +43,18 @@ pub(crate) fn convert(
         .as_deref()
         .filter(|ip| !ip.is_empty() && *ip != "None")
         .and_then(|ip| ip.parse::<IpAddr>().ok());
+    // No clusterIP at all (not headless "None"): the API server would allocate one;
+    // `build_services` does (see vip.rs), so resolve as a VIP service.
+    let needs_vip = external_name.is_none()
+        && spec.cluster_ip.as_deref().is_none_or(str::is_empty)
+        && spec
+            .cluster_ips
+            .as_ref()
+            .is_none_or(|ips| ips.iter().all(|ip| ip.is_empty()));
     let resolution = match (external_name, vip) {
         (Some(_), _) => Resolution::Dns,
         (None, Some(_)) => Resolution::ClientSideLb,
+        (None, None) if needs_vip => Resolution::ClientSideLb,
         (None, None) => Resolution::Passthrough,
     };
     let ports: Vec<KubePort> = spec

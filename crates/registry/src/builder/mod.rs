@@ -4,6 +4,7 @@
 
 mod kube;
 mod service_entry;
+pub mod vip;
 mod workloads;
 
 #[cfg(test)]
@@ -30,6 +31,29 @@ pub use kube::EXPORT_TO_ANNOTATION;
 /// Service wins over ServiceEntries, and ServiceEntries are taken in name order; hosts
 /// defined in several namespaces are all kept (visibility picks one per proxy), and
 /// their endpoints are merged under the host name.
+/// Kubernetes Services that name no clusterIP get one from 240.240.0.0/16.
+fn allocate_missing_vips(built: &mut [(Service, Vec<Endpoint>)]) {
+    let wants = |s: &Service| {
+        s.vip.is_none()
+            && s.origin == crate::model::ServiceOrigin::Kubernetes
+            && s.resolution == crate::model::Resolution::ClientSideLb
+    };
+    let mut taken: std::collections::BTreeSet<std::net::IpAddr> =
+        built.iter().filter_map(|(s, _)| s.vip).collect();
+    let wanted = built
+        .iter()
+        .filter(|(s, _)| wants(s))
+        .map(|(s, _)| s.hostname.clone())
+        .collect();
+    let allocated: BTreeMap<String, std::net::IpAddr> =
+        vip::allocate(&wanted, &mut taken).into_iter().collect();
+    for (svc, _) in built.iter_mut() {
+        if wants(svc) {
+            svc.vip = allocated.get(&svc.hostname).copied();
+        }
+    }
+}
+
 pub fn build_services(objects: &[Arc<Object>], mesh: &MeshConfig, domain: &str) -> ServiceRegistry {
     let index = Index::new(objects);
     let default_export_to = mesh.default_service_export_to();
@@ -55,6 +79,8 @@ pub fn build_services(objects: &[Arc<Object>], mesh: &MeshConfig, domain: &str) 
         ))
     });
     built.dedup_by(|(b, _), (a, _)| a.hostname == b.hostname && a.namespace == b.namespace);
+
+    allocate_missing_vips(&mut built);
 
     let mut endpoints: BTreeMap<String, BTreeMap<u16, Vec<Endpoint>>> = BTreeMap::new();
     let mut services = Vec::with_capacity(built.len());

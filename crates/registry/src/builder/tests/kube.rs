@@ -60,7 +60,7 @@ spec:
 }
 
 #[test]
-fn headless_and_unallocated_services_are_passthrough() {
+fn headless_services_are_passthrough_and_unallocated_ones_get_a_vip() {
     let reg = build(
         r#"
 apiVersion: v1
@@ -79,11 +79,14 @@ spec:
   ports: [{name: tcp, port: 6379}]
 "#,
     );
-    for host in ["db.data.svc.cluster.local", "cache.data.svc.cluster.local"] {
-        let svc = reg.service(host).unwrap();
-        assert_eq!(svc.vip, None, "{host}");
-        assert_eq!(svc.resolution, Resolution::Passthrough, "{host}");
-    }
+    let db = reg.service("db.data.svc.cluster.local").unwrap();
+    assert_eq!(db.vip, None);
+    assert_eq!(db.resolution, Resolution::Passthrough);
+    // No clusterIP: allocated from 240.240.0.0/16, as the API server would allocate one.
+    let cache = reg.service("cache.data.svc.cluster.local").unwrap();
+    let vip = cache.vip.expect("allocated VIP");
+    assert!(vip.to_string().starts_with("240.240."), "{vip}");
+    assert_eq!(cache.resolution, Resolution::ClientSideLb);
 }
 
 #[test]
