@@ -45,7 +45,7 @@ pub fn run(args: Args) -> ExitCode {
     match args.output {
         Format::Json => {
             let mut raw = raw;
-            raw.sort_by(|a, b| raw_name(a).cmp(&raw_name(b)));
+            raw.sort_by_cached_key(raw_name);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&Value::Array(raw)).expect("json")

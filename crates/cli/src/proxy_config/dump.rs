@@ -153,7 +153,7 @@ fn items<'a>(v: &'a Value, camel: &str) -> impl Iterator<Item = &'a Value> {
 fn without_type(v: &Value) -> Value {
     let mut v = v.clone();
     if let Value::Object(m) = &mut v {
-        m.remove("@type");
+        m.shift_remove("@type");
     }
     v
 }

@@ -66,8 +66,8 @@ pub struct RouteFilter {
 }
 
 /// The raw route configurations that pass `filter`, with their parsed views: RDS ones
-/// first, numeric names (ports) in numeric order, then the rest by name; inline ones
-/// after them in listener order.
+/// first, then inline ones; in each group numeric names (ports) in numeric order, then
+/// the rest by name.
 pub fn select(
     rds_raw: Vec<Value>,
     inline_raw: Vec<Value>,
@@ -83,19 +83,21 @@ pub fn select(
         }
         Ok(out)
     };
-    let mut rds = parse(rds_raw)?;
-    let inline = parse(inline_raw)?;
-    rds.sort_by(|(_, a), (_, b)| {
+    // Envoy lists static route configs in hash order; sort both groups so the table is
+    // the same from run to run.
+    let order = |a: &(Value, RouteConfiguration), b: &(Value, RouteConfiguration)| {
         let key = |n: &str| {
-            (
-                n.parse::<u64>().map_or(1, |_| 0),
-                n.parse::<u64>().unwrap_or(0),
-            )
+            let port = n.parse::<u64>().ok();
+            (port.is_none(), port.unwrap_or(0))
         };
-        key(&a.name)
-            .cmp(&key(&b.name))
-            .then_with(|| a.name.cmp(&b.name))
-    });
+        key(&a.1.name)
+            .cmp(&key(&b.1.name))
+            .then_with(|| a.1.name.cmp(&b.1.name))
+    };
+    let mut rds = parse(rds_raw)?;
+    let mut inline = parse(inline_raw)?;
+    rds.sort_by(order);
+    inline.sort_by(order);
     rds.extend(inline);
     Ok(rds)
 }
