@@ -3,234 +3,14 @@
 //! fake proxy admin port serving a config dump captured from Envoy 1.40, and — when the
 //! Envoy binary is installed — a live Envoy.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[path = "proxy_cli/support.rs"]
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ironmesh");
-const PRODUCTPAGE: &str = "productpage-v1-6b7f6db5c4-x2x9k.default";
-const PRODUCTPAGE_ID: &str =
-    "sidecar~10.244.0.11~productpage-v1-6b7f6db5c4-x2x9k.default~default.svc.cluster.local";
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
-}
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(testdata(name)).unwrap_or_else(|e| panic!("testdata/{name}: {e}"))
-}
-
-// ---------------------------------------------------------------- fake HTTP server
-
-/// A loopback HTTP/1.1 server answering GETs from a fixed table of `path?query` →
-/// body; anything else is a 404. Stops (and joins its thread) on drop.
-struct FakeServer {
-    addr: String,
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<String>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeServer {
-    fn start(routes: Vec<(String, String)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, seen2) = (stop.clone(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                serve(conn, &routes, &seen2);
-            }
-        });
-        FakeServer {
-            addr,
-            stop,
-            seen,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(&self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(conn: TcpStream, routes: &[(String, String)], seen: &Mutex<Vec<String>>) {
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let mut reader = BufReader::new(conn.try_clone().expect("clone stream"));
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut header = String::new();
-        match reader.read_line(&mut header) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if header == "\r\n" || header == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let target = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
-    seen.lock().unwrap().push(target.clone());
-    let (status, body) = match routes.iter().find(|(p, _)| *p == target) {
-        Some((_, body)) => ("200 OK", body.clone()),
-        None => ("404 Not Found", format!("unknown proxy or path {target}\n")),
-    };
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = conn.flush();
-}
-
-/// The fake control plane: `/debug/syncz` (ages filled in relative to now) and
-/// productpage's config dump.
-fn control_plane() -> FakeServer {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    // 3m05s and 2h01m ago: far enough from a unit boundary that a slow test run still
-    // prints `3m` and `2h`.
-    let syncz = read("syncz.json")
-        .replace("${AGO_3M}", &rfc3339(now - 185))
-        .replace("${AGO_2H}", &rfc3339(now - 7260));
-    FakeServer::start(vec![
-        ("/debug/syncz".into(), syncz),
-        (
-            format!("/debug/config_dump?proxyID={PRODUCTPAGE_ID}"),
-            read("config_dump_sidecar.json"),
-        ),
-    ])
-}
-
-/// A fake proxy admin port serving the config dump captured from Envoy 1.40.
-fn envoy_admin() -> FakeServer {
-    FakeServer::start(vec![(
-        "/config_dump?include_eds".into(),
-        read("envoy_admin_config_dump.json"),
-    )])
-}
-
-fn rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-// ---------------------------------------------------------------- running the CLI
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ironmesh(args: &[&str]) -> Out {
-    ironmesh_env(args, &[])
-}
-
-fn ironmesh_env(args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("IRONMESH_DISCOVERY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run ironmesh");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Out {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Lines with runs of whitespace collapsed, so assertions do not depend on column
-    /// widths.
-    fn rows(&self) -> Vec<String> {
-        self.stdout.lines().map(norm).collect()
-    }
-
-    #[track_caller]
-    fn has_row(&self, row: &str) {
-        let want = norm(row);
-        assert!(
-            self.rows().contains(&want),
-            "no row {want:?} in\n{}",
-            self.stdout
-        );
-    }
-}
-
-fn norm(line: &str) -> String {
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-#[track_caller]
-fn assert_golden(got: &str, name: &str) {
-    let want = read(name);
-    assert!(
-        got == want,
-        "output differs from testdata/{name}\n--- got\n{got}\n--- want\n{want}"
-    );
-}
+use support::*;
 
 // ---------------------------------------------------------------- proxy-status
 
@@ -329,14 +109,6 @@ fn the_discovery_address_comes_from_the_environment() {
     // Without a scheme, http:// is assumed.
     let out = ironmesh(&["proxy-status", "--discovery", &cp.addr]).ok();
     assert_eq!(out.rows().len(), 4);
-}
-
-/// A loopback address nothing listens on.
-fn dead_address() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    drop(l);
-    format!("http://{addr}")
 }
 
 #[test]
@@ -823,25 +595,6 @@ fn an_unreachable_admin_port_says_so() {
     );
 }
 
-/// The Envoy binary the project's tests use, when installed (see
-/// shared/reference/xds-clients.md): `IRONMESH_ENVOY`, else the cached venv.
-fn envoy_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("IRONMESH_ENVOY") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/ironmesh/venvs/envoy/bin/envoy");
-    p.is_file().then_some(p)
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn live_envoy_tables_match_the_captured_dump() {
     let Some(envoy) = envoy_binary() else {
@@ -887,11 +640,4 @@ fn live_envoy_tables_match_the_captured_dump() {
         let out = ironmesh(&["proxy-config", kind, "--proxy-admin", &addr]).ok();
         assert_golden(&out.stdout, golden);
     }
-}
-
-#[test]
-fn rfc3339_helper_formats_known_instants() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(1_714_557_600), "2024-05-01T10:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
 }
