@@ -9,6 +9,9 @@
 
 #![forbid(unsafe_code)]
 
+mod discovery_client;
+mod proxy_config;
+mod proxy_status;
 mod validate;
 mod version;
 
@@ -42,6 +45,19 @@ enum Command {
     Validate(validate::Args),
     /// Print the version of every ironmesh component.
     Version(version::Args),
+    /// Show whether every connected proxy has accepted the control plane's latest config.
+    ///
+    /// Reads ironmesh-discovery's /debug/syncz. Cells: `SYNCED (age)` (acknowledged),
+    /// `STALE` (sent, not acknowledged; `STALE (NACK)` when rejected), `NOT SENT`,
+    /// `IGNORED` (type not subscribed).
+    #[command(visible_alias = "ps")]
+    ProxyStatus(proxy_status::Args),
+    /// Show a proxy's listeners, routes, clusters, endpoints or bootstrap, as tables.
+    ///
+    /// Reads the config the control plane built for the proxy (/debug/config_dump), or
+    /// with --proxy-admin the proxy's own admin port (/config_dump?include_eds).
+    #[command(visible_alias = "pc")]
+    ProxyConfig(proxy_config::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +65,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Version(args) => version::run(args),
+        Command::ProxyStatus(args) => proxy_status::run(args),
+        Command::ProxyConfig(args) => proxy_config::run(args),
     }
 }
