@@ -4,7 +4,8 @@
 //! type URLs ([`type_url`]) and Istio's resource naming ([`names`]:
 //! `outbound|80|v1|reviews.default.svc.cluster.local`, `inbound|80||`, …), the ADS
 //! protocol as a server ([`server`]: SotW and Delta, versions, nonces, ACK/NACK,
-//! [`debounce`]), and proto3 JSON rendering for config dumps ([`json`]).
+//! [`debounce`]), and proto3 JSON rendering for config dumps ([`json`]). The ADS client
+//! side (reconnect, last-known-good) belongs here too and comes with the proxy's work.
 //!
 //! Must not: know about Istio CRDs (`ironmesh-config`); it speaks only xDS.
 
