@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod envoy;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

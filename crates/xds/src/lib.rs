@@ -1,13 +1,44 @@
 //! `ironmesh-xds`: Envoy v3 xDS on the wire, for both sides.
 //!
-//! Owns: the Envoy v3 protobuf types (re-exported from `envoy-types`), resource type
-//! URLs and Istio's resource naming (`outbound|80|v1|reviews.default.svc.cluster.local`,
-//! `inbound|80||`, …), the ADS protocol as a server (SotW and Delta, versions, nonces,
-//! ACK/NACK, debounce) and as a client (reconnect, last-known-good, NACK details), and
-//! proto3 JSON rendering for config dumps.
+//! Owns: the Envoy v3 protobuf types (re-exported from `envoy-types` as [`pb`]), resource
+//! type URLs ([`type_url`]) and Istio's resource naming ([`names`]:
+//! `outbound|80|v1|reviews.default.svc.cluster.local`, `inbound|80||`, …), the ADS
+//! protocol as a server ([`server`]: SotW and Delta, versions, nonces, ACK/NACK,
+//! [`debounce`]), and proto3 JSON rendering for config dumps ([`json`]). The ADS client
+//! side (reconnect, last-known-good) belongs here too and comes with the proxy's work.
 //!
 //! Must not: know about Istio CRDs (`ironmesh-config`); it speaks only xDS.
-//!
-//! Built by the control-plane issue; today the crate holds only this contract.
 
 #![forbid(unsafe_code)]
+
+pub mod debounce;
+pub mod hash;
+pub mod json;
+pub mod names;
+pub mod server;
+pub mod type_url;
+
+/// Envoy's v3 API (and the `google.protobuf`, `xds`, `udpa` packages it uses), compiled
+/// with prost 0.14 / tonic 0.14. Paths follow the proto packages:
+/// `pb::envoy::config::cluster::v3::Cluster`, `pb::google::protobuf::Any`, …
+pub use envoy_types::pb;
+
+/// The `Any` that every Envoy resource travels in. It is `envoy-types`' own copy of
+/// `google.protobuf.Any` (not `prost_types::Any`): that is the type the generated
+/// `DiscoveryResponse` carries.
+pub type Any = pb::google::protobuf::Any;
+
+/// Packs a message into an [`Any`] with its `type.googleapis.com/…` URL.
+pub fn pack<M: prost::Name + prost::Message>(message: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+pub use debounce::{Debouncer, DebouncerConfig};
+pub use json::{any_to_json, json_to_any, json_to_message, message_to_json, JsonError};
+pub use server::{
+    AdsServer, ConnectionStatus, Generator, Nack, Protocol, Push, PushPublisher, PushScope,
+    Resource, ServerConfig, Subscription, TypeStatus,
+};
