@@ -264,7 +264,7 @@ pub fn bookinfo() -> World {
             "kube-system",
             "kube-dns",
             Some("10.96.0.10"),
-            &[("dns-tcp", 53, 53), ("metrics", 9153, 9153)],
+            &[("tcp-dns", 53, 53), ("metrics", 9153, 9153)],
             &[("k8s-app", "kube-dns")],
         )
         .pod("default", "productpage-v1-1", "10.244.0.10", &[("app", "productpage"), ("version", "v1")])
