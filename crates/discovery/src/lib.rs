@@ -7,6 +7,20 @@
 //!
 //! Must not: run data-plane traffic.
 //!
-//! Built by the control-plane issue; today the crate holds only this contract.
+//! Library layout: [`proxy`] parses who is asking (the xDS node), [`push_context`]
+//! indexes a registry snapshot, [`generate()`] builds Envoy v3 resources with the
+//! builders in [`gen`] (sidecar, gateway and proxyless-gRPC flavours).
 
 #![forbid(unsafe_code)]
+
+pub mod gen;
+mod generate;
+pub mod proxy;
+pub mod push_context;
+
+#[cfg(test)]
+mod testutil;
+
+pub use generate::{generate, GenError, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+pub use proxy::{Proxy, ProxyError, ProxyKind};
+pub use push_context::PushContext;

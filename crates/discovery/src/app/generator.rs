@@ -23,7 +23,6 @@ pub struct MeshGenerator {
     /// Snapshot version the current push context was built from.
     snapshot_version: std::sync::atomic::AtomicU64,
     proxies: Mutex<BTreeMap<String, Connected>>,
-    domain: String,
 }
 
 impl MeshGenerator {
@@ -33,7 +32,6 @@ impl MeshGenerator {
             push: ArcSwap::from_pointee(empty),
             snapshot_version: Default::default(),
             proxies: Mutex::new(BTreeMap::new()),
-            domain: domain.to_string(),
         }
     }
 
@@ -44,17 +42,9 @@ impl MeshGenerator {
             .store(snapshot_version, std::sync::atomic::Ordering::Release);
     }
 
-    pub fn push_context(&self) -> Arc<PushContext> {
-        self.push.load_full()
-    }
-
     pub fn snapshot_version(&self) -> u64 {
         self.snapshot_version
             .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub fn domain(&self) -> &str {
-        &self.domain
     }
 
     /// Connected proxies by node id.
