@@ -61,7 +61,11 @@ async fn syncz(AxState(s): AxState<Arc<State>>) -> Json<Value> {
     Json(Value::Array(out))
 }
 
-fn syncz_entry(c: &ConnectionStatus, conn: Option<&super::generator::Connected>, host: &str) -> Value {
+fn syncz_entry(
+    c: &ConnectionStatus,
+    conn: Option<&super::generator::Connected>,
+    host: &str,
+) -> Value {
     let mut types = serde_json::Map::new();
     for t in &c.types {
         let key = t.short_name.clone().unwrap_or_else(|| t.type_url.clone());
@@ -83,7 +87,10 @@ fn syncz_entry(c: &ConnectionStatus, conn: Option<&super::generator::Connected>,
     let (proxy, cluster, version) = match conn {
         Some(c) => (
             c.proxy.pod_id.clone(),
-            c.proxy.cluster_id.clone().unwrap_or_else(|| "Kubernetes".into()),
+            c.proxy
+                .cluster_id
+                .clone()
+                .unwrap_or_else(|| "Kubernetes".into()),
             c.proxy.istio_version.clone().unwrap_or_default(),
         ),
         None => (c.node_id.clone(), "Kubernetes".into(), String::new()),
@@ -129,7 +136,10 @@ async fn config_dump(AxState(s): AxState<Arc<State>>, Query(q): Query<DumpQuery>
     else {
         return (
             StatusCode::NOT_FOUND,
-            format!("proxy {wanted:?} is not connected; connected: {}\n", known(&connected)),
+            format!(
+                "proxy {wanted:?} is not connected; connected: {}\n",
+                known(&connected)
+            ),
         )
             .into_response();
     };
@@ -212,7 +222,9 @@ fn sent_versions(conns: &[ConnectionStatus], node_id: &str) -> BTreeMap<String, 
 async fn registryz(AxState(s): AxState<Arc<State>>) -> Response {
     let snapshot = match s.store.lock() {
         Ok(store) => store.snapshot(),
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned\n").into_response(),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned\n").into_response()
+        }
     };
     Json(json!({
         "version": snapshot.version,
@@ -228,7 +240,9 @@ async fn registryz(AxState(s): AxState<Arc<State>>) -> Response {
 async fn configz(AxState(s): AxState<Arc<State>>) -> Response {
     let snapshot = match s.store.lock() {
         Ok(store) => store.snapshot(),
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned\n").into_response(),
+        Err(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store lock poisoned\n").into_response()
+        }
     };
     let objects: Vec<Value> = snapshot
         .objects
@@ -257,7 +271,11 @@ async fn push_status(AxState(s): AxState<Arc<State>>) -> Json<Value> {
     let conns = s.ads.connections();
     let synced = conns
         .iter()
-        .filter(|c| c.types.iter().all(|t| t.synced() || t.subscription.is_empty()))
+        .filter(|c| {
+            c.types
+                .iter()
+                .all(|t| t.synced() || t.subscription.is_empty())
+        })
         .count();
     Json(json!({
         "pushVersion": push.version,

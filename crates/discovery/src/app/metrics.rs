@@ -30,7 +30,11 @@ impl Metrics {
             rejected_files: Gauge::default(),
             config_rejections: Counter::default(),
         };
-        registry.register("pilot_services", "Services known to the control plane", m.services.clone());
+        registry.register(
+            "pilot_services",
+            "Services known to the control plane",
+            m.services.clone(),
+        );
         registry.register(
             "pilot_virt_services",
             "VirtualServices known to the control plane",
@@ -51,7 +55,8 @@ impl Metrics {
 
     pub fn observe_snapshot(&self, s: &Snapshot) {
         self.services.set(s.services.services.len() as i64);
-        self.virtual_services.set(s.of_kind("VirtualService").count() as i64);
+        self.virtual_services
+            .set(s.of_kind("VirtualService").count() as i64);
         self.rejected_files.set(s.rejected.len() as i64);
         if !s.rejected.is_empty() {
             self.config_rejections.inc();
@@ -69,8 +74,7 @@ impl Metrics {
 }
 
 pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/metrics", get(move || render(registry.clone())))
+    Router::new().route("/metrics", get(move || render(registry.clone())))
 }
 
 async fn render(registry: Arc<Registry>) -> impl IntoResponse {
@@ -84,7 +88,10 @@ async fn render(registry: Arc<Registry>) -> impl IntoResponse {
         .replace("pilot_xds_pushes_total", "pilot_xds_pushes")
         .replace("pilot_total_xds_rejects_total", "pilot_total_xds_rejects");
     (
-        [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
 }

@@ -70,8 +70,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn init_logging(args: &Args) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if args.log_format == "json" {
         builder.json().init();
@@ -108,9 +110,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .lock()
         .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
         .subscribe();
-    let _dir = DirSource::start(args.config_dir.clone(), store.clone()).with_context(|| {
-        format!("cannot watch --config-dir {}", args.config_dir.display())
-    })?;
+    let _dir = DirSource::start(args.config_dir.clone(), store.clone())
+        .with_context(|| format!("cannot watch --config-dir {}", args.config_dir.display()))?;
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = metrics::Metrics::new(&mut registry);
@@ -133,9 +134,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let http = TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot listen on --http-addr {}", args.http_addr))?;
-    let monitoring = TcpListener::bind(args.monitoring_addr).await.with_context(|| {
-        format!("cannot listen on --monitoring-addr {}", args.monitoring_addr)
-    })?;
+    let monitoring = TcpListener::bind(args.monitoring_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on --monitoring-addr {}",
+                args.monitoring_addr
+            )
+        })?;
     for (what, l) in [("xds", &grpc), ("http", &http), ("monitoring", &monitoring)] {
         let addr = l.local_addr()?;
         println!("listening {what}={addr}");
@@ -177,8 +183,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
             shutdown_signal(),
         );
-    let http_server = axum::serve(http, debug::router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal());
+    let http_server =
+        axum::serve(http, debug::router(state.clone())).with_graceful_shutdown(shutdown_signal());
     let monitoring_server = axum::serve(monitoring, metrics::router(registry))
         .with_graceful_shutdown(shutdown_signal());
     let (g, h, m) = tokio::join!(grpc_server, http_server, monitoring_server);
