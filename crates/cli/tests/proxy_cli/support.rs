@@ -240,12 +240,9 @@ pub fn dead_address() -> String {
 
 /// The Envoy binary the project's tests use, when installed (see
 /// shared/reference/xds-clients.md): `IRONMESH_ENVOY`, else the cached venv.
-pub fn envoy_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("IRONMESH_ENVOY") {
-        return Some(PathBuf::from(p));
-    }
-    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/ironmesh/venvs/envoy/bin/envoy");
-    p.is_file().then_some(p)
+/// Real Envoy, installed into the cache by the testkit when missing (never skipped).
+pub fn envoy_binary() -> PathBuf {
+    ironmesh_testkit::envoy::envoy_binary()
 }
 
 pub struct KillOnDrop(pub Child);
