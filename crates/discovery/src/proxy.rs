@@ -216,7 +216,10 @@ mod tests {
         let p = Proxy::from_node(&n).unwrap();
         assert_eq!(p.kind, ProxyKind::Router);
         assert_eq!(p.namespace, "istio-system");
-        assert_eq!(p.ip_addresses, vec!["10.10.241.86".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            p.ip_addresses,
+            vec!["10.10.241.86".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(p.labels["istio"], "ingressgateway");
         assert_eq!(p.pod_name(), "istio-ingressgateway-cb9c6b49d-2bm49");
         assert_eq!(p.cluster_id.as_deref(), Some("Kubernetes"));
@@ -240,10 +243,15 @@ mod tests {
     fn bad_ids_say_what_is_expected() {
         for (id, want) in [
             ("nonsense", "TYPE~IP"),
-            ("waypointx~1.2.3.4~a.b~b.svc.cluster.local", "unknown proxy type"),
+            (
+                "waypointx~1.2.3.4~a.b~b.svc.cluster.local",
+                "unknown proxy type",
+            ),
             ("sidecar~notanip~a.b~b.svc.cluster.local", "not an IP"),
         ] {
-            let err = Proxy::from_node(&node(id, &[], &[])).unwrap_err().to_string();
+            let err = Proxy::from_node(&node(id, &[], &[]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{id}: {err}");
         }
     }

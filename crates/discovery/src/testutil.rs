@@ -28,7 +28,10 @@ pub fn node(id: &str, meta: &[(&str, &str)], labels: &[(&str, &str)]) -> Node {
         meta.iter().map(|(k, v)| (k.to_string(), sval(v))).collect();
     if !labels.is_empty() {
         let l = Struct {
-            fields: labels.iter().map(|(k, v)| (k.to_string(), sval(v))).collect(),
+            fields: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), sval(v)))
+                .collect(),
         };
         fields.insert(
             "LABELS".into(),
@@ -146,7 +149,14 @@ impl World {
         self
     }
 
-    pub fn pod_in_zone(mut self, ns: &str, name: &str, ip: &str, labels: &[(&str, &str)], zone: &str) -> World {
+    pub fn pod_in_zone(
+        mut self,
+        ns: &str,
+        name: &str,
+        ip: &str,
+        labels: &[(&str, &str)],
+        zone: &str,
+    ) -> World {
         self = self.pod(ns, name, ip, labels);
         if let Some(p) = self.pods.last_mut() {
             p.locality = Locality {
@@ -242,22 +252,55 @@ impl World {
 pub fn bookinfo() -> World {
     let http = |p: u16| [("http", p, p)];
     World::new()
-        .service("default", "productpage", Some("10.96.1.10"), &http(9080), &[("app", "productpage")])
-        .service("default", "reviews", Some("10.96.1.11"), &http(9080), &[("app", "reviews")])
-        .service("default", "ratings", Some("10.96.1.12"), &http(9080), &[("app", "ratings")])
-        .service("default", "details", Some("10.96.1.13"), &http(9080), &[("app", "details")])
+        .service(
+            "default",
+            "productpage",
+            Some("10.96.1.10"),
+            &http(9080),
+            &[("app", "productpage")],
+        )
+        .service(
+            "default",
+            "reviews",
+            Some("10.96.1.11"),
+            &http(9080),
+            &[("app", "reviews")],
+        )
+        .service(
+            "default",
+            "ratings",
+            Some("10.96.1.12"),
+            &http(9080),
+            &[("app", "ratings")],
+        )
+        .service(
+            "default",
+            "details",
+            Some("10.96.1.13"),
+            &http(9080),
+            &[("app", "details")],
+        )
         .service(
             "istio-system",
             "istio-ingressgateway",
             Some("10.96.0.20"),
-            &[("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443), ("tcp", 31400, 31400)],
+            &[
+                ("status-port", 15021, 15021),
+                ("http2", 80, 8080),
+                ("https", 443, 8443),
+                ("tcp", 31400, 31400),
+            ],
             &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")],
         )
         .service(
             "istio-system",
             "istiod",
             Some("10.96.0.30"),
-            &[("grpc-xds", 15010, 15010), ("https-dns", 15012, 15012), ("http-monitoring", 15014, 15014)],
+            &[
+                ("grpc-xds", 15010, 15010),
+                ("https-dns", 15012, 15012),
+                ("http-monitoring", 15014, 15014),
+            ],
             &[("app", "istiod")],
         )
         .service(
@@ -267,20 +310,60 @@ pub fn bookinfo() -> World {
             &[("tcp-dns", 53, 53), ("metrics", 9153, 9153)],
             &[("k8s-app", "kube-dns")],
         )
-        .pod("default", "productpage-v1-1", "10.244.0.10", &[("app", "productpage"), ("version", "v1")])
-        .pod("default", "reviews-v1-1", "10.244.0.11", &[("app", "reviews"), ("version", "v1")])
-        .pod("default", "reviews-v2-1", "10.244.0.12", &[("app", "reviews"), ("version", "v2")])
-        .pod("default", "reviews-v3-1", "10.244.0.13", &[("app", "reviews"), ("version", "v3")])
-        .pod("default", "ratings-v1-1", "10.244.0.14", &[("app", "ratings"), ("version", "v1")])
-        .pod("default", "details-v1-1", "10.244.0.15", &[("app", "details"), ("version", "v1")])
+        .pod(
+            "default",
+            "productpage-v1-1",
+            "10.244.0.10",
+            &[("app", "productpage"), ("version", "v1")],
+        )
+        .pod(
+            "default",
+            "reviews-v1-1",
+            "10.244.0.11",
+            &[("app", "reviews"), ("version", "v1")],
+        )
+        .pod(
+            "default",
+            "reviews-v2-1",
+            "10.244.0.12",
+            &[("app", "reviews"), ("version", "v2")],
+        )
+        .pod(
+            "default",
+            "reviews-v3-1",
+            "10.244.0.13",
+            &[("app", "reviews"), ("version", "v3")],
+        )
+        .pod(
+            "default",
+            "ratings-v1-1",
+            "10.244.0.14",
+            &[("app", "ratings"), ("version", "v1")],
+        )
+        .pod(
+            "default",
+            "details-v1-1",
+            "10.244.0.15",
+            &[("app", "details"), ("version", "v1")],
+        )
         .pod(
             "istio-system",
             "istio-ingressgateway-1",
             "10.244.0.2",
             &[("app", "istio-ingressgateway"), ("istio", "ingressgateway")],
         )
-        .pod("istio-system", "istiod-1", "10.244.0.3", &[("app", "istiod")])
-        .pod("kube-system", "coredns-1", "10.244.0.4", &[("k8s-app", "kube-dns")])
+        .pod(
+            "istio-system",
+            "istiod-1",
+            "10.244.0.3",
+            &[("app", "istiod")],
+        )
+        .pod(
+            "kube-system",
+            "coredns-1",
+            "10.244.0.4",
+            &[("k8s-app", "kube-dns")],
+        )
 }
 
 /// Bookinfo's gateway, VirtualServices and DestinationRules, as in Istio's samples.

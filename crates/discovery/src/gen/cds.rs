@@ -5,21 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::socket_address;
 use envoy_types::pb::envoy::config::core::v3::BindConfig;
 use envoy_types::pb::envoy::config::core::v3::{address, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint,
-    LocalityLbEndpoints,
+    lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
-use envoy_types::pb::envoy::config::core::v3::socket_address;
 use ironmesh_config::mesh::mesh_config::InboundTrafficPolicyMode;
 use ironmesh_registry::{Protocol, Resolution, Service, ServicePort};
 
 use super::policy::{self, Policy};
 use super::tls::{upstream_tls, TLS_TRANSPORT_SOCKET};
 use super::util::{
-    ads_config_source, duration, list_value, metadata, socket_address, string_value,
-    struct_value, transport_socket,
+    ads_config_source, duration, list_value, metadata, socket_address, string_value, struct_value,
+    transport_socket,
 };
 use crate::proxy::Proxy;
 use crate::push_context::{DrConfig, PushContext, SidecarScope};
@@ -55,14 +54,19 @@ pub struct ClusterPlan<'a> {
 impl ClusterPlan<'_> {
     /// Endpoints come over EDS (rather than DNS or the original destination).
     pub fn is_eds(&self, grpc: bool) -> bool {
-        self.service.resolution == Resolution::ClientSideLb && (grpc || !self.policy.is_passthrough())
+        self.service.resolution == Resolution::ClientSideLb
+            && (grpc || !self.policy.is_passthrough())
     }
 }
 
 /// Outbound clusters for every service port the proxy may see, and one per subset of the
 /// DestinationRule that applies to each host. Proxyless gRPC gets no clusters for
 /// passthrough services, which it cannot use.
-pub fn outbound_plans<'a>(push: &'a PushContext, proxy: &Proxy, scope: &SidecarScope<'_>) -> Vec<ClusterPlan<'a>> {
+pub fn outbound_plans<'a>(
+    push: &'a PushContext,
+    proxy: &Proxy,
+    scope: &SidecarScope<'_>,
+) -> Vec<ClusterPlan<'a>> {
     let grpc = proxy.is_proxyless_grpc();
     let mut out = Vec::new();
     for svc in scope.services() {
@@ -81,7 +85,9 @@ pub fn outbound_plans<'a>(push: &'a PushContext, proxy: &Proxy, scope: &SidecarS
                 rule,
             });
             for subset in dr.map(|d| d.subsets.as_slice()).unwrap_or_default() {
-                let Some(name) = subset.name.as_deref() else { continue };
+                let Some(name) = subset.name.as_deref() else {
+                    continue;
+                };
                 out.push(ClusterPlan {
                     name: outbound_name(port.port, name, &svc.hostname),
                     service: svc.clone(),
@@ -102,7 +108,11 @@ fn discovery(t: cluster::DiscoveryType) -> Option<cluster::ClusterDiscoveryType>
 
 /// A static endpoint list for DNS clusters: the endpoints' host names (or the service's
 /// own host when it lists none).
-fn dns_load_assignment(push: &PushContext, plan: &ClusterPlan<'_>, single: bool) -> ClusterLoadAssignment {
+fn dns_load_assignment(
+    push: &PushContext,
+    plan: &ClusterPlan<'_>,
+    single: bool,
+) -> ClusterLoadAssignment {
     let mut eps: Vec<(String, u32)> = push
         .registry()
         .endpoints(&plan.service.hostname, plan.port.port)
@@ -135,7 +145,10 @@ fn dns_load_assignment(push: &PushContext, plan: &ClusterPlan<'_>, single: bool)
     }
 }
 
-fn services_metadata(svc: &Service, rule: Option<&DrConfig>) -> envoy_types::pb::envoy::config::core::v3::Metadata {
+fn services_metadata(
+    svc: &Service,
+    rule: Option<&DrConfig>,
+) -> envoy_types::pb::envoy::config::core::v3::Metadata {
     let mut fields = vec![(
         "services",
         list_value(vec![struct_value(vec![
@@ -208,8 +221,12 @@ pub fn build_outbound(push: &PushContext, proxy: &Proxy, plan: &ClusterPlan<'_>)
     // Proxyless gRPC reads TLS only from certificate providers; DestinationRule TLS for
     // it is not mapped.
     if let Some(tls) = plan.policy.tls.as_ref().filter(|_| !grpc) {
-        let h2 = matches!(plan.port.protocol, Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb);
-        let sni_default = (!plan.service.hostname.starts_with('*')).then_some(plan.service.hostname.as_str());
+        let h2 = matches!(
+            plan.port.protocol,
+            Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+        );
+        let sni_default =
+            (!plan.service.hostname.starts_with('*')).then_some(plan.service.hostname.as_str());
         if let Some(ctx) = upstream_tls(tls, sni_default, h2) {
             c.transport_socket = Some(transport_socket(TLS_TRANSPORT_SOCKET, &ctx));
         }
@@ -245,7 +262,10 @@ fn bind_inbound_source(c: &mut Cluster) {
 /// `PassthroughCluster`: to wherever the application dialled.
 pub fn passthrough(push: &PushContext) -> Cluster {
     let mut c = original_dst(PASSTHROUGH_CLUSTER, push);
-    policy::set_protocol_options(&mut c, &policy::protocol_options(Protocol::Unsupported, None));
+    policy::set_protocol_options(
+        &mut c,
+        &policy::protocol_options(Protocol::Unsupported, None),
+    );
     c
 }
 
@@ -253,7 +273,10 @@ pub fn passthrough(push: &PushContext) -> Cluster {
 pub fn inbound_passthrough(push: &PushContext) -> Cluster {
     let mut c = original_dst(INBOUND_PASSTHROUGH_CLUSTER, push);
     bind_inbound_source(&mut c);
-    policy::set_protocol_options(&mut c, &policy::protocol_options(Protocol::Unsupported, None));
+    policy::set_protocol_options(
+        &mut c,
+        &policy::protocol_options(Protocol::Unsupported, None),
+    );
     c
 }
 
@@ -270,7 +293,8 @@ pub fn blackhole(push: &PushContext) -> Cluster {
 /// `inbound|<targetPort>||` for each port the proxy's workload serves: to the original
 /// destination from 127.0.0.6 (PASSTHROUGH), or to 127.0.0.1 (LOCALHOST).
 pub fn inbound_clusters(push: &PushContext, proxy: &Proxy) -> Vec<Cluster> {
-    let localhost = push.mesh().inbound_traffic_policy_mode() == InboundTrafficPolicyMode::Localhost;
+    let localhost =
+        push.mesh().inbound_traffic_policy_mode() == InboundTrafficPolicyMode::Localhost;
     push.service_targets(proxy)
         .into_iter()
         .map(|t| {
@@ -308,8 +332,14 @@ pub fn inbound_clusters(push: &PushContext, proxy: &Proxy) -> Vec<Cluster> {
                 c
             };
             c.metadata = Some(services_metadata(&t.service, None));
-            if matches!(t.port.protocol, Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb | Protocol::Unsupported) {
-                policy::set_protocol_options(&mut c, &policy::protocol_options(t.port.protocol, None));
+            if matches!(
+                t.port.protocol,
+                Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb | Protocol::Unsupported
+            ) {
+                policy::set_protocol_options(
+                    &mut c,
+                    &policy::protocol_options(t.port.protocol, None),
+                );
             }
             c
         })
@@ -346,4 +376,3 @@ pub fn address_text(a: &envoy_types::pb::envoy::config::core::v3::Address) -> St
         _ => String::new(),
     }
 }
-

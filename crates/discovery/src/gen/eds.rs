@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Locality as EnvoyLocality};
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint,
-    LocalityLbEndpoints,
+    lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
 use ironmesh_registry::{Endpoint, Locality};
 
@@ -22,10 +21,18 @@ const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
 /// to label the destination.
 fn workload_metadata(e: &Endpoint) -> String {
     let label = |keys: &[&str]| keys.iter().find_map(|k| e.labels.get(*k).cloned());
-    let canonical = label(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
-        .unwrap_or_else(|| e.workload_name.clone());
-    let revision = label(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
-        .unwrap_or_else(|| "latest".to_string());
+    let canonical = label(&[
+        "service.istio.io/canonical-name",
+        "app.kubernetes.io/name",
+        "app",
+    ])
+    .unwrap_or_else(|| e.workload_name.clone());
+    let revision = label(&[
+        "service.istio.io/canonical-revision",
+        "app.kubernetes.io/version",
+        "version",
+    ])
+    .unwrap_or_else(|| "latest".to_string());
     format!(
         "{};{};{};{};{}",
         e.workload_name, e.namespace, canonical, revision, DEFAULT_CLUSTER_ID
@@ -43,7 +50,10 @@ fn lb_endpoint(e: &Endpoint) -> LbEndpoint {
         } else {
             HealthStatus::Unhealthy as i32
         },
-        metadata: Some(metadata("istio", vec![("workload", string_value(&workload_metadata(e)))])),
+        metadata: Some(metadata(
+            "istio",
+            vec![("workload", string_value(&workload_metadata(e)))],
+        )),
         load_balancing_weight: Some(u32v(e.weight.max(1))),
     }
 }
@@ -51,7 +61,10 @@ fn lb_endpoint(e: &Endpoint) -> LbEndpoint {
 /// The load assignment of one EDS cluster.
 pub fn load_assignment(push: &PushContext, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
     let mut by_locality: BTreeMap<&Locality, Vec<&Endpoint>> = BTreeMap::new();
-    for e in push.registry().endpoints(&plan.service.hostname, plan.port.port) {
+    for e in push
+        .registry()
+        .endpoints(&plan.service.hostname, plan.port.port)
+    {
         if labels_subset(&plan.subset_labels, &e.labels) {
             by_locality.entry(&e.locality).or_default().push(e);
         }
@@ -65,7 +78,6 @@ pub fn load_assignment(push: &PushContext, plan: &ClusterPlan<'_>) -> ClusterLoa
                     region: loc.region.clone(),
                     zone: loc.zone.clone(),
                     sub_zone: loc.subzone.clone(),
-                    ..Default::default()
                 }),
                 load_balancing_weight: Some(u32v(
                     eps.iter().map(|e| e.weight.max(1)).sum::<u32>().max(1),

@@ -6,9 +6,13 @@ use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
 use envoy_types::pb::envoy::config::core::v3::{
     data_source, substitution_format_string, DataSource, SubstitutionFormatString,
 };
-use envoy_types::pb::envoy::config::listener::v3::{filter, listener_filter, Filter, ListenerFilter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, Filter, ListenerFilter,
+};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{file_access_log, FileAccessLog};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    file_access_log, FileAccessLog,
+};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
@@ -46,11 +50,17 @@ pub const DEFAULT_JSON_FIELDS: &[(&str, &str)] = &[
     ("response_code", "%RESPONSE_CODE%"),
     ("response_flags", "%RESPONSE_FLAGS%"),
     ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
-    ("connection_termination_details", "%CONNECTION_TERMINATION_DETAILS%"),
+    (
+        "connection_termination_details",
+        "%CONNECTION_TERMINATION_DETAILS%",
+    ),
     ("bytes_received", "%BYTES_RECEIVED%"),
     ("bytes_sent", "%BYTES_SENT%"),
     ("duration", "%DURATION%"),
-    ("upstream_service_time", "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"),
+    (
+        "upstream_service_time",
+        "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    ),
     ("x_forwarded_for", "%REQ(X-FORWARDED-FOR)%"),
     ("user_agent", "%REQ(USER-AGENT)%"),
     ("request_id", "%REQ(X-REQUEST-ID)%"),
@@ -61,7 +71,10 @@ pub const DEFAULT_JSON_FIELDS: &[(&str, &str)] = &[
     ("downstream_local_address", "%DOWNSTREAM_LOCAL_ADDRESS%"),
     ("downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"),
     ("requested_server_name", "%REQUESTED_SERVER_NAME%"),
-    ("upstream_transport_failure_reason", "%UPSTREAM_TRANSPORT_FAILURE_REASON%"),
+    (
+        "upstream_transport_failure_reason",
+        "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    ),
 ];
 
 fn json_to_value(v: &serde_json::Value) -> Value {
@@ -71,11 +84,16 @@ fn json_to_value(v: &serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
+        serde_json::Value::Array(a) => {
+            Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+                values: a.iter().map(json_to_value).collect(),
+            })
+        }
         serde_json::Value::Object(o) => Kind::StructValue(Struct {
-            fields: o.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+            fields: o
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
         }),
     };
     Value { kind: Some(kind) }
@@ -91,9 +109,13 @@ pub fn access_logs(mesh: &MeshConfig) -> Vec<AccessLog> {
     let custom = mesh.access_log_format();
     let format = match mesh.access_log_encoding() {
         AccessLogEncoding::Json => {
-            let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(custom).ok();
+            let parsed =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(custom).ok();
             let fields = match parsed {
-                Some(map) if !custom.is_empty() => map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect(),
+                Some(map) if !custom.is_empty() => map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json_to_value(v)))
+                    .collect(),
                 _ => DEFAULT_JSON_FIELDS
                     .iter()
                     .map(|(k, v)| (k.to_string(), string_value(v)))
@@ -117,10 +139,12 @@ pub fn access_logs(mesh: &MeshConfig) -> Vec<AccessLog> {
     };
     let file = FileAccessLog {
         path: path.to_string(),
-        access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(SubstitutionFormatString {
-            format: Some(format),
-            ..Default::default()
-        })),
+        access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
+            SubstitutionFormatString {
+                format: Some(format),
+                ..Default::default()
+            },
+        )),
     };
     vec![AccessLog {
         name: FILE_ACCESS_LOG.to_string(),
@@ -149,11 +173,16 @@ pub fn sidecar_http_filters() -> Vec<HttpFilter> {
 /// Where an HTTP connection manager gets its routes.
 pub enum Routes {
     Rds(String),
-    Inline(RouteConfiguration),
+    Inline(Box<RouteConfiguration>),
 }
 
 /// An HTTP connection manager as Istio configures it for sidecars and gateways.
-pub fn hcm(stat_prefix: &str, routes: Routes, filters: Vec<HttpFilter>, mesh: &MeshConfig) -> HttpConnectionManager {
+pub fn hcm(
+    stat_prefix: &str,
+    routes: Routes,
+    filters: Vec<HttpFilter>,
+    mesh: &MeshConfig,
+) -> HttpConnectionManager {
     HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         route_specifier: Some(match routes {
@@ -161,7 +190,7 @@ pub fn hcm(stat_prefix: &str, routes: Routes, filters: Vec<HttpFilter>, mesh: &M
                 config_source: Some(ads_config_source()),
                 route_config_name: name,
             }),
-            Routes::Inline(rc) => RouteSpecifier::RouteConfig(rc),
+            Routes::Inline(rc) => RouteSpecifier::RouteConfig(*rc),
         }),
         http_filters: filters,
         access_log: access_logs(mesh),
@@ -197,11 +226,13 @@ pub fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)], mesh: &MeshConfi
         tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
             clusters: clusters
                 .iter()
-                .map(|(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
-                    name: name.clone(),
-                    weight: *weight,
-                    ..Default::default()
-                })
+                .map(
+                    |(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: name.clone(),
+                        weight: *weight,
+                        ..Default::default()
+                    },
+                )
                 .collect(),
         })
     };
@@ -229,10 +260,12 @@ pub fn original_dst_filter() -> ListenerFilter {
 }
 
 pub fn tls_inspector() -> ListenerFilter {
-    listener_filter("envoy.filters.listener.tls_inspector", &TlsInspector::default())
+    listener_filter(
+        "envoy.filters.listener.tls_inspector",
+        &TlsInspector::default(),
+    )
 }
 
 pub fn http_inspector() -> ListenerFilter {
     listener_filter("envoy.filters.listener.http_inspector", &HttpInspector {})
 }
-

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     route, virtual_host::TlsRequirementType, DirectResponseAction, Route, RouteConfiguration,
     VirtualHost,
@@ -36,15 +38,28 @@ struct ServerRef<'a> {
 
 impl ServerRef<'_> {
     fn port(&self) -> u16 {
-        self.server.port.as_ref().and_then(|p| p.number).unwrap_or(0) as u16
+        self.server
+            .port
+            .as_ref()
+            .and_then(|p| p.number)
+            .unwrap_or(0) as u16
     }
 
     fn protocol(&self) -> Protocol {
-        Protocol::parse(self.server.port.as_ref().and_then(|p| p.protocol.as_deref()).unwrap_or(""))
+        Protocol::parse(
+            self.server
+                .port
+                .as_ref()
+                .and_then(|p| p.protocol.as_deref())
+                .unwrap_or(""),
+        )
     }
 
     fn tls_mode(&self) -> Option<ServerTlsMode> {
-        self.server.tls.as_ref().map(|t| t.mode.unwrap_or(ServerTlsMode::Passthrough))
+        self.server
+            .tls
+            .as_ref()
+            .map(|t| t.mode.unwrap_or(ServerTlsMode::Passthrough))
     }
 
     /// TLS terminated here (rather than passed through by SNI).
@@ -80,8 +95,18 @@ impl ServerRef<'_> {
 
     /// `https.<port>.<portName>.<gateway>.<namespace>`.
     fn https_route_name(&self) -> String {
-        let port_name = self.server.port.as_ref().and_then(|p| p.name.as_deref()).unwrap_or("");
-        format!("https.{}.{port_name}.{}.{}", self.port(), self.gw.name, self.gw.namespace)
+        let port_name = self
+            .server
+            .port
+            .as_ref()
+            .and_then(|p| p.name.as_deref())
+            .unwrap_or("");
+        format!(
+            "https.{}.{port_name}.{}.{}",
+            self.port(),
+            self.gw.name,
+            self.gw.namespace
+        )
     }
 
     /// SNI values for a terminating server's filter chain; none when it takes any host.
@@ -116,7 +141,11 @@ fn port_groups<'a>(push: &'a PushContext, proxy: &Proxy) -> Vec<PortGroup<'a>> {
                 .find(|t| t.port.port == s.port())
                 .map(|t| t.target_port)
                 .unwrap_or(s.port());
-            let bind = server.bind.clone().filter(|b| !b.is_empty() && !b.starts_with("unix://")).unwrap_or_else(|| "0.0.0.0".into());
+            let bind = server
+                .bind
+                .clone()
+                .filter(|b| !b.is_empty() && !b.starts_with("unix://"))
+                .unwrap_or_else(|| "0.0.0.0".into());
             groups
                 .entry((bind.clone(), listen_port))
                 .or_insert_with(|| PortGroup {
@@ -143,7 +172,12 @@ fn listener_name(g: &PortGroup<'_>) -> String {
 
 /// VirtualService hosts in common with the servers' hosts, with the routes each
 /// contributes (several VirtualServices for one host are merged in order).
-fn http_vhosts(push: &PushContext, proxy: &Proxy, servers: &[ServerRef<'_>], port: u16) -> Vec<VirtualHost> {
+fn http_vhosts(
+    push: &PushContext,
+    proxy: &Proxy,
+    servers: &[ServerRef<'_>],
+    port: u16,
+) -> Vec<VirtualHost> {
     let mut by_host: BTreeMap<String, (Vec<Route>, bool)> = BTreeMap::new();
     for s in servers {
         let key = s.gw.key();
@@ -189,7 +223,10 @@ fn http_vhosts(push: &PushContext, proxy: &Proxy, servers: &[ServerRef<'_>], por
 
 fn common_hosts(server_hosts: &[NsHost], vs: &VsConfig) -> Vec<String> {
     let mut out = Vec::new();
-    for sh in server_hosts.iter().filter(|h| h.allows_namespace(&vs.namespace)) {
+    for sh in server_hosts
+        .iter()
+        .filter(|h| h.allows_namespace(&vs.namespace))
+    {
         for vh in &vs.hosts {
             if let Some(h) = host::intersect(&sh.host, vh) {
                 if !out.contains(&h) {
@@ -236,11 +273,19 @@ pub fn route_configs(push: &PushContext, proxy: &Proxy) -> Vec<RouteConfiguratio
         let first = g.servers[0];
         if first.protocol().is_http() {
             let vh = http_vhosts(push, proxy, &g.servers, first.port());
-            out.push(route_configuration(format!("http.{}", g.listen_port), with_blackhole(vh, first.port()), false));
+            out.push(route_configuration(
+                format!("http.{}", g.listen_port),
+                with_blackhole(vh, first.port()),
+                false,
+            ));
         } else if first.protocol() == Protocol::Https {
             for s in g.servers.iter().filter(|s| s.terminates()) {
                 let vh = http_vhosts(push, proxy, std::slice::from_ref(s), s.port());
-                out.push(route_configuration(s.https_route_name(), with_blackhole(vh, s.port()), false));
+                out.push(route_configuration(
+                    s.https_route_name(),
+                    with_blackhole(vh, s.port()),
+                    false,
+                ));
             }
         }
     }
@@ -249,14 +294,24 @@ pub fn route_configs(push: &PushContext, proxy: &Proxy) -> Vec<RouteConfiguratio
 }
 
 fn gateway_hcm(push: &PushContext, stat_prefix: &str, route: String) -> Filter {
-    let mut h = hcm(stat_prefix, Routes::Rds(route), filters::sidecar_http_filters(), push.mesh());
+    let mut h = hcm(
+        stat_prefix,
+        Routes::Rds(route),
+        filters::sidecar_http_filters(),
+        push.mesh(),
+    );
     // Gateways are the edge: the client address is the peer's.
     h.use_remote_address = Some(boolv(true));
     hcm_filter(&h)
 }
 
 /// A TCP proxy filter for weighted route destinations named in a VirtualService.
-fn tcp_destinations(push: &PushContext, vs: &VsConfig, route: &[RouteDestination], port: u16) -> Option<Filter> {
+fn tcp_destinations(
+    push: &PushContext,
+    vs: &VsConfig,
+    route: &[RouteDestination],
+    port: u16,
+) -> Option<Filter> {
     let clusters: Vec<(String, u32)> = route
         .iter()
         .filter_map(|rd| {
@@ -274,8 +329,17 @@ fn tcp_destinations(push: &PushContext, vs: &VsConfig, route: &[RouteDestination
                         .map(|s| s.ports[0].port)
                 })
                 .unwrap_or(port);
-            let weight = if route.len() == 1 { 1 } else { rd.weight.unwrap_or(0).max(0) as u32 };
-            (weight > 0).then(|| (outbound_name(svc_port, d.subset.as_deref().unwrap_or(""), &host), weight))
+            let weight = if route.len() == 1 {
+                1
+            } else {
+                rd.weight.unwrap_or(0).max(0) as u32
+            };
+            (weight > 0).then(|| {
+                (
+                    outbound_name(svc_port, d.subset.as_deref().unwrap_or(""), &host),
+                    weight,
+                )
+            })
         })
         .collect();
     if clusters.is_empty() {
@@ -297,7 +361,10 @@ fn tcp_route(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Option<Fil
             let applies = r.match_.is_empty()
                 || r.match_.iter().any(|m| {
                     m.port.is_none_or(|p| p == u32::from(s.port()))
-                        && (m.gateways.is_empty() || m.gateways.iter().any(|g| qualify_gateway(g, &vs.namespace) == key))
+                        && (m.gateways.is_empty()
+                            || m.gateways
+                                .iter()
+                                .any(|g| qualify_gateway(g, &vs.namespace) == key))
                         && labels_subset(&m.source_labels, &proxy.labels)
                 });
             if applies {
@@ -323,14 +390,21 @@ fn passthrough_chains(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> V
         for r in &vs.spec.tls {
             for m in &r.match_ {
                 if m.port.is_some_and(|p| p != u32::from(s.port()))
-                    || !(m.gateways.is_empty() || m.gateways.iter().any(|g| qualify_gateway(g, &vs.namespace) == key))
+                    || !(m.gateways.is_empty()
+                        || m.gateways
+                            .iter()
+                            .any(|g| qualify_gateway(g, &vs.namespace) == key))
                 {
                     continue;
                 }
                 let snis: Vec<String> = m
                     .sni_hosts
                     .iter()
-                    .filter(|h| server_hosts.iter().any(|sh| host::intersect(&sh.host, h).is_some()))
+                    .filter(|h| {
+                        server_hosts
+                            .iter()
+                            .any(|sh| host::intersect(&sh.host, h).is_some())
+                    })
                     .filter(|h| used.insert((*h).clone()))
                     .cloned()
                     .collect();
@@ -364,7 +438,11 @@ pub fn listeners(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
         let mut tls = false;
         if first.protocol().is_http() {
             chains.push(FilterChain {
-                filters: vec![gateway_hcm(push, &format!("outbound_{name}"), format!("http.{}", g.listen_port))],
+                filters: vec![gateway_hcm(
+                    push,
+                    &format!("outbound_{name}"),
+                    format!("http.{}", g.listen_port),
+                )],
                 ..Default::default()
             });
         } else {
@@ -372,11 +450,16 @@ pub fn listeners(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
                 if s.terminates() {
                     tls = true;
                     let http = s.protocol() == Protocol::Https;
-                    let Some(ctx) = s.server.tls.as_ref().and_then(|t| downstream_tls(t, http)) else {
+                    let Some(ctx) = s.server.tls.as_ref().and_then(|t| downstream_tls(t, http))
+                    else {
                         continue;
                     };
                     let filter = if http {
-                        Some(gateway_hcm(push, &format!("outbound_{name}"), s.https_route_name()))
+                        Some(gateway_hcm(
+                            push,
+                            &format!("outbound_{name}"),
+                            s.https_route_name(),
+                        ))
                     } else {
                         tcp_route(push, proxy, s)
                     };
@@ -413,7 +496,11 @@ pub fn listeners(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
             name,
             address: Some(socket_address(&g.bind, u32::from(g.listen_port))),
             filter_chains: chains,
-            listener_filters: if tls { vec![tls_inspector()] } else { Vec::new() },
+            listener_filters: if tls {
+                vec![tls_inspector()]
+            } else {
+                Vec::new()
+            },
             traffic_direction: TrafficDirection::Outbound as i32,
             ..Default::default()
         });

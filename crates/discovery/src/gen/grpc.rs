@@ -25,7 +25,11 @@ fn targets(push: &PushContext, proxy: &Proxy) -> Vec<(String, Vec<Route>)> {
     let scope = push.scope(proxy);
     let vss = scope.mesh_virtual_services();
     let mut out = Vec::new();
-    for svc in scope.services().iter().filter(|s| s.resolution != Resolution::Passthrough) {
+    for svc in scope
+        .services()
+        .iter()
+        .filter(|s| s.resolution != Resolution::Passthrough)
+    {
         for p in svc.ports.iter().filter(|p| p.protocol != Protocol::Udp) {
             let ctx = RouteCtx {
                 push,
@@ -33,13 +37,21 @@ fn targets(push: &PushContext, proxy: &Proxy) -> Vec<(String, Vec<Route>)> {
                 port: p.port,
                 gateways: vec![MESH_GATEWAY.to_string()],
             };
-            out.push((format!("{}:{}", svc.hostname, p.port), routes(&ctx, &vss, svc, p.port)));
+            out.push((
+                format!("{}:{}", svc.hostname, p.port),
+                routes(&ctx, &vss, svc, p.port),
+            ));
         }
     }
     out
 }
 
-fn routes(ctx: &RouteCtx<'_>, vss: &[&crate::push_context::VsConfig], svc: &Service, port: u16) -> Vec<Route> {
+fn routes(
+    ctx: &RouteCtx<'_>,
+    vss: &[&crate::push_context::VsConfig],
+    svc: &Service,
+    port: u16,
+) -> Vec<Route> {
     if let Some(vs) = SidecarScope::virtual_service_for(vss, &svc.hostname) {
         let r = vs_routes(ctx, vs);
         if !r.is_empty() {
@@ -69,7 +81,10 @@ pub fn listeners(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
         .into_iter()
         .map(|(name, routes)| {
             let mut http_filters = Vec::new();
-            if routes.iter().any(|r| r.typed_per_filter_config.contains_key(FAULT_FILTER)) {
+            if routes
+                .iter()
+                .any(|r| r.typed_per_filter_config.contains_key(FAULT_FILTER))
+            {
                 http_filters.push(filter(FAULT_FILTER, &HttpFault::default()));
             }
             // gRPC requires the router to be the last filter.
@@ -102,7 +117,11 @@ pub fn route_configs(push: &PushContext, proxy: &Proxy) -> Vec<RouteConfiguratio
     let mut out: Vec<RouteConfiguration> = targets(push, proxy)
         .into_iter()
         .map(|(name, routes)| {
-            route_configuration(name.clone(), vec![vhost(name, vec!["*".into()], routes)], false)
+            route_configuration(
+                name.clone(),
+                vec![vhost(name, vec!["*".into()], routes)],
+                false,
+            )
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

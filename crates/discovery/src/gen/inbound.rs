@@ -18,10 +18,16 @@ use crate::push_context::PushContext;
 
 pub const VIRTUAL_INBOUND: &str = "virtualInbound";
 
-fn inbound_hcm(push: &PushContext, stat_prefix: &str, cluster: &str, vhost: &str, operation: &str) -> FilterChain {
+fn inbound_hcm(
+    push: &PushContext,
+    stat_prefix: &str,
+    cluster: &str,
+    vhost: &str,
+    operation: &str,
+) -> FilterChain {
     let h = hcm(
         stat_prefix,
-        Routes::Inline(inbound_route_config(cluster, vhost, operation)),
+        Routes::Inline(Box::new(inbound_route_config(cluster, vhost, operation))),
         filters::sidecar_http_filters(),
         push.mesh(),
     );
@@ -38,7 +44,11 @@ pub fn virtual_inbound(push: &PushContext, proxy: &Proxy) -> Listener {
     let mut chains = vec![chain(
         "virtualInbound-blackhole",
         Some(port_match(port)),
-        vec![tcp_proxy(BLACKHOLE_CLUSTER, &[(BLACKHOLE_CLUSTER.into(), 1)], mesh)],
+        vec![tcp_proxy(
+            BLACKHOLE_CLUSTER,
+            &[(BLACKHOLE_CLUSTER.into(), 1)],
+            mesh,
+        )],
     )];
     for t in push.service_targets(proxy) {
         let cluster = inbound_name(t.target_port);
@@ -54,7 +64,13 @@ pub fn virtual_inbound(push: &PushContext, proxy: &Proxy) -> Listener {
             c.name = name.clone();
             c
         };
-        let tcp = || chain(&cluster, Some(port_match(t.target_port)), vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], mesh)]);
+        let tcp = || {
+            chain(
+                &cluster,
+                Some(port_match(t.target_port)),
+                vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], mesh)],
+            )
+        };
         match t.port.protocol {
             p if p.is_http() => {
                 let mut c = http();

@@ -29,7 +29,11 @@ pub fn fallthrough_cluster(push: &PushContext, proxy: &Proxy) -> &'static str {
     }
 }
 
-pub fn chain(name: &str, m: Option<FilterChainMatch>, filters: Vec<envoy_types::pb::envoy::config::listener::v3::Filter>) -> FilterChain {
+pub fn chain(
+    name: &str,
+    m: Option<FilterChainMatch>,
+    filters: Vec<envoy_types::pb::envoy::config::listener::v3::Filter>,
+) -> FilterChain {
     FilterChain {
         name: name.to_string(),
         filter_chain_match: m,
@@ -56,7 +60,14 @@ pub fn port_match(port: u16) -> FilterChainMatch {
 
 /// Outbound listeners are reached through virtualOutbound's original-destination
 /// hand-off, so they do not bind their own sockets.
-fn outbound_listener(push: &PushContext, name: String, ip: &str, port: u16, sniff: bool, chains: Vec<FilterChain>) -> Listener {
+fn outbound_listener(
+    push: &PushContext,
+    name: String,
+    ip: &str,
+    port: u16,
+    sniff: bool,
+    chains: Vec<FilterChain>,
+) -> Listener {
     Listener {
         name,
         address: Some(socket_address(ip, u32::from(port))),
@@ -88,9 +99,17 @@ fn virtual_outbound(push: &PushContext, proxy: &Proxy) -> Listener {
             chain(
                 "virtualOutbound-blackhole",
                 Some(port_match(port)),
-                vec![tcp_proxy(BLACKHOLE_CLUSTER, &[(BLACKHOLE_CLUSTER.into(), 1)], mesh)],
+                vec![tcp_proxy(
+                    BLACKHOLE_CLUSTER,
+                    &[(BLACKHOLE_CLUSTER.into(), 1)],
+                    mesh,
+                )],
             ),
-            chain("virtualOutbound-catchall-tcp", None, vec![tcp_proxy(fall, &[(fall.into(), 1)], mesh)]),
+            chain(
+                "virtualOutbound-catchall-tcp",
+                None,
+                vec![tcp_proxy(fall, &[(fall.into(), 1)], mesh)],
+            ),
         ],
         ..Default::default()
     }
@@ -109,7 +128,11 @@ fn http_listener(push: &PushContext, proxy: &Proxy, port: u16) -> Listener {
     );
     let chains = vec![
         chain(&name, Some(http_match(None)), vec![hcm_filter(&h)]),
-        chain(PASSTHROUGH_CHAIN, None, vec![tcp_proxy(fall, &[(fall.into(), 1)], mesh)]),
+        chain(
+            PASSTHROUGH_CHAIN,
+            None,
+            vec![tcp_proxy(fall, &[(fall.into(), 1)], mesh)],
+        ),
     ];
     outbound_listener(push, name, "0.0.0.0", port, true, chains)
 }
@@ -129,16 +152,27 @@ fn sniffed_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Optio
     );
     let chains = vec![
         chain(&name, Some(http_match(None)), vec![hcm_filter(&h)]),
-        chain(&cluster, None, vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], mesh)]),
+        chain(
+            &cluster,
+            None,
+            vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], mesh)],
+        ),
     ];
     Some(outbound_listener(push, name, &vip, p.port, true, chains))
 }
 
 /// `<vip>_<port>` (or `0.0.0.0_<port>` without a VIP) straight to the service's cluster.
 fn tcp_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Listener {
-    let ip = svc.vip.map(|v| v.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+    let ip = svc
+        .vip
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "0.0.0.0".into());
     let cluster = outbound_name(p.port, "", &svc.hostname);
-    let chains = vec![chain(&cluster, None, vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], push.mesh())])];
+    let chains = vec![chain(
+        &cluster,
+        None,
+        vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], push.mesh())],
+    )];
     outbound_listener(push, format!("{ip}_{}", p.port), &ip, p.port, false, chains)
 }
 
@@ -149,7 +183,12 @@ pub fn generate(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
     let ports = OutboundPorts::new(&scope);
     let mut out = vec![virtual_outbound(push, proxy)];
     out.extend(ports.http.iter().map(|p| http_listener(push, proxy, *p)));
-    out.extend(ports.sniffed.iter().filter_map(|(s, p)| sniffed_listener(push, s, p)));
+    out.extend(
+        ports
+            .sniffed
+            .iter()
+            .filter_map(|(s, p)| sniffed_listener(push, s, p)),
+    );
     out.extend(ports.tcp.iter().map(|(s, p)| tcp_listener(push, s, p)));
     out.push(virtual_inbound(push, proxy));
     let mut seen = std::collections::HashSet::new();

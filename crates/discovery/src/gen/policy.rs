@@ -129,7 +129,10 @@ pub fn default_circuit_breakers() -> CircuitBreakers {
 
 /// Upstream HTTP protocol choice for a port: HTTP/2 for HTTP2/gRPC ports, the
 /// downstream's protocol for sniffed ports, HTTP/1.1 otherwise.
-pub fn protocol_options(protocol: Protocol, pool: Option<&ConnectionPoolSettings>) -> HttpProtocolOptions {
+pub fn protocol_options(
+    protocol: Protocol,
+    pool: Option<&ConnectionPoolSettings>,
+) -> HttpProtocolOptions {
     let upgrade = pool
         .and_then(|p| p.http.as_ref())
         .and_then(|h| h.h2_upgrade_policy);
@@ -140,7 +143,10 @@ pub fn protocol_options(protocol: Protocol, pool: Option<&ConnectionPoolSettings
     let http2 = match upgrade {
         Some(H2UpgradePolicy::Upgrade) => true,
         Some(H2UpgradePolicy::DoNotUpgrade) => false,
-        _ => matches!(protocol, Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb),
+        _ => matches!(
+            protocol,
+            Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+        ),
     };
     let upstream = if use_client || (protocol == Protocol::Unsupported && !http2) {
         UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
@@ -177,14 +183,17 @@ pub fn needs_protocol_options(protocol: Protocol, opts: &HttpProtocolOptions) ->
         || opts.upstream_http_protocol_options.is_some()
         || matches!(
             opts.upstream_protocol_options,
-            Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
-                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(_))
-            })) | Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_))
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+                ExplicitHttpConfig {
+                    protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(_))
+                }
+            )) | Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_))
         )
 }
 
 pub fn set_protocol_options(c: &mut Cluster, opts: &HttpProtocolOptions) {
-    c.typed_extension_protocol_options = HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(opts))]);
+    c.typed_extension_protocol_options =
+        HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(opts))]);
 }
 
 /// Circuit breakers, connect timeout, keepalive and per-connection HTTP limits.
@@ -314,17 +323,25 @@ pub fn apply_outlier_detection(c: &mut Cluster, od: Option<&OutlierDetection>) {
 }
 
 /// `lb_policy` and its config. ORIGINAL_DST clusters always use CLUSTER_PROVIDED.
-pub fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancerSettings>, default: cluster::LbPolicy) {
-    if c.cluster_discovery_type == Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::OriginalDst as i32)) {
+pub fn apply_load_balancer(
+    c: &mut Cluster,
+    lb: Option<&LoadBalancerSettings>,
+    default: cluster::LbPolicy,
+) {
+    if c.cluster_discovery_type
+        == Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::OriginalDst as i32,
+        ))
+    {
         c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
         return;
     }
-    let slow_start = lb
-        .and_then(|l| l.warmup_duration_secs.as_ref())
-        .map(|d| cluster::SlowStartConfig {
-            slow_start_window: Some(duration(d.as_std())),
-            ..Default::default()
-        });
+    let slow_start =
+        lb.and_then(|l| l.warmup_duration_secs.as_ref())
+            .map(|d| cluster::SlowStartConfig {
+                slow_start_window: Some(duration(d.as_std())),
+                ..Default::default()
+            });
     let simple = lb.and_then(|l| l.simple);
     let policy = match simple {
         Some(SimpleLb::Random) => cluster::LbPolicy::Random,
@@ -338,7 +355,6 @@ pub fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancerSettings>, d
             cluster::LbPolicy::RoundRobin => Some(cluster::LbConfig::RoundRobinLbConfig(
                 cluster::RoundRobinLbConfig {
                     slow_start_config: Some(ss),
-                    ..Default::default()
                 },
             )),
             cluster::LbPolicy::LeastRequest => Some(cluster::LbConfig::LeastRequestLbConfig(
@@ -370,9 +386,11 @@ pub fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancerSettings>, d
             .or(ch.minimum_ring_size)
             .filter(|n| *n > 0)
             .unwrap_or(1024);
-        c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
-            minimum_ring_size: Some(UInt64Value { value: size }),
-            ..Default::default()
-        }));
+        c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+            cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value { value: size }),
+                ..Default::default()
+            },
+        ));
     }
 }

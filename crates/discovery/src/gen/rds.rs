@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::route::v3::route_action;
+use envoy_types::pb::envoy::config::route::v3::Decorator;
 use envoy_types::pb::envoy::config::route::v3::{
     route, DirectResponseAction, Route, RouteAction, RouteConfiguration, VirtualHost,
 };
-use envoy_types::pb::envoy::config::route::v3::route_action;
-use envoy_types::pb::envoy::config::route::v3::Decorator;
 use ironmesh_config::mesh::mesh_config::OutboundTrafficPolicyMode;
 use ironmesh_registry::{Protocol, Service, ServicePort};
 
@@ -45,7 +45,9 @@ impl OutboundPorts {
                     pr if pr.is_http() => {
                         out.http.insert(p.port);
                     }
-                    Protocol::Unsupported if svc.vip.is_some() => out.sniffed.push((svc.clone(), p.clone())),
+                    Protocol::Unsupported if svc.vip.is_some() => {
+                        out.sniffed.push((svc.clone(), p.clone()))
+                    }
                     Protocol::Unsupported => {
                         out.http.insert(p.port);
                     }
@@ -102,7 +104,11 @@ fn service_routes(ctx: &RouteCtx<'_>, vss: &[&VsConfig], svc: &Service, port: u1
     )]
 }
 
-pub fn route_configuration(name: String, virtual_hosts: Vec<VirtualHost>, ignore_port: bool) -> RouteConfiguration {
+pub fn route_configuration(
+    name: String,
+    virtual_hosts: Vec<VirtualHost>,
+    ignore_port: bool,
+) -> RouteConfiguration {
     RouteConfiguration {
         name,
         virtual_hosts,
@@ -137,7 +143,9 @@ fn catch_all_vhost(mode: OutboundTrafficPolicyMode) -> VirtualHost {
         (
             "allow_any",
             route::Action::Route(RouteAction {
-                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(PASSTHROUGH_CLUSTER.into())),
+                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                    PASSTHROUGH_CLUSTER.into(),
+                )),
                 timeout: Some(zero_duration()),
                 ..Default::default()
             }),
@@ -156,7 +164,13 @@ fn catch_all_vhost(mode: OutboundTrafficPolicyMode) -> VirtualHost {
 }
 
 /// The shared route configuration `"<port>"`.
-fn port_route_config(push: &PushContext, proxy: &Proxy, scope: &SidecarScope<'_>, vss: &[&VsConfig], port: u16) -> RouteConfiguration {
+fn port_route_config(
+    push: &PushContext,
+    proxy: &Proxy,
+    scope: &SidecarScope<'_>,
+    vss: &[&VsConfig],
+    port: u16,
+) -> RouteConfiguration {
     let ctx = RouteCtx {
         push,
         proxy,
@@ -166,7 +180,10 @@ fn port_route_config(push: &PushContext, proxy: &Proxy, scope: &SidecarScope<'_>
     let mut used: HashSet<String> = HashSet::new();
     let mut vhosts = Vec::new();
     for svc in scope.services() {
-        let Some(p) = svc.port(port).filter(|p| OutboundPorts::on_shared_route(svc, p)) else {
+        let Some(p) = svc
+            .port(port)
+            .filter(|p| OutboundPorts::on_shared_route(svc, p))
+        else {
             continue;
         };
         let ds: Vec<String> = domains(svc, proxy, push.domain())
@@ -190,11 +207,20 @@ fn port_route_config(push: &PushContext, proxy: &Proxy, scope: &SidecarScope<'_>
                 continue;
             }
             for h in &vs.hosts {
-                if h == "*" || scope.services().iter().any(|s| crate::push_context::host::covers(h, &s.hostname)) {
+                if h == "*"
+                    || scope
+                        .services()
+                        .iter()
+                        .any(|s| crate::push_context::host::covers(h, &s.hostname))
+                {
                     continue;
                 }
                 if used.insert(h.clone()) {
-                    vhosts.push(vhost(format!("{h}:{port}"), vec![h.clone()], routes.clone()));
+                    vhosts.push(vhost(
+                        format!("{h}:{port}"),
+                        vec![h.clone()],
+                        routes.clone(),
+                    ));
                 }
             }
         }
@@ -208,7 +234,13 @@ fn port_route_config(push: &PushContext, proxy: &Proxy, scope: &SidecarScope<'_>
 
 /// `<fqdn>:<port>` for a sniffed port with a VIP: one virtual host matching anything,
 /// since its listener already selected the service by address.
-fn sniffed_route_config(push: &PushContext, proxy: &Proxy, vss: &[&VsConfig], svc: &Service, port: u16) -> RouteConfiguration {
+fn sniffed_route_config(
+    push: &PushContext,
+    proxy: &Proxy,
+    vss: &[&VsConfig],
+    svc: &Service,
+    port: u16,
+) -> RouteConfiguration {
     let ctx = RouteCtx {
         push,
         proxy,
@@ -218,7 +250,11 @@ fn sniffed_route_config(push: &PushContext, proxy: &Proxy, vss: &[&VsConfig], sv
     let name = format!("{}:{port}", svc.hostname);
     route_configuration(
         name.clone(),
-        vec![vhost(name, vec!["*".into()], service_routes(&ctx, vss, svc, port))],
+        vec![vhost(
+            name,
+            vec!["*".into()],
+            service_routes(&ctx, vss, svc, port),
+        )],
         true,
     )
 }
@@ -241,7 +277,11 @@ pub fn generate(push: &PushContext, proxy: &Proxy) -> Vec<RouteConfiguration> {
 }
 
 /// The inbound route `inbound|<port>||`: everything to the local workload, no timeout.
-pub fn inbound_route_config(cluster: &str, vhost_name: &str, operation: &str) -> RouteConfiguration {
+pub fn inbound_route_config(
+    cluster: &str,
+    vhost_name: &str,
+    operation: &str,
+) -> RouteConfiguration {
     let action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
         timeout: Some(zero_duration()),

@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::route::v3::DirectResponseAction;
 use envoy_types::pb::envoy::config::route::v3::{
     redirect_action, retry_policy, route, route_action, weighted_cluster, Decorator,
     RedirectAction, RetryPolicy, Route, RouteAction, WeightedCluster,
 };
-use envoy_types::pb::envoy::config::route::v3::DirectResponseAction;
-use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
@@ -23,7 +23,10 @@ use ironmesh_config::networking::virtual_service::{
 
 use super::policy::Policy;
 use super::route_match::{self, header_ops, is_catch_all};
-use super::util::{any, boolv, duration, integer_percent, metadata, percent_to_fraction, string_value, u32v, zero_duration};
+use super::util::{
+    any, boolv, duration, integer_percent, metadata, percent_to_fraction, string_value, u32v,
+    zero_duration,
+};
 use crate::proxy::Proxy;
 use crate::push_context::{labels_subset, qualify_gateway, PushContext, VsConfig};
 
@@ -32,7 +35,13 @@ pub const CORS_FILTER: &str = "envoy.filters.http.cors";
 const PREVIOUS_HOSTS: &str = "envoy.retry_host_predicates.previous_hosts";
 const PREVIOUS_PRIORITIES: &str = "envoy.retry_priorities.previous_priorities";
 /// Retry conditions proxyless gRPC understands.
-const GRPC_RETRY_ON: &[&str] = &["cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"];
+const GRPC_RETRY_ON: &[&str] = &[
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
 
 /// Where routes are being built: for which proxy, on which port, on behalf of which
 /// gateways (`mesh` for sidecars).
@@ -53,7 +62,9 @@ impl RouteCtx<'_> {
     /// `outbound|port|subset|host` for a destination named in a VirtualService of
     /// `namespace`, with the host's consistent-hash policy if its DestinationRule has one.
     fn destination(&self, d: &Destination, namespace: &str) -> (String, Option<ConsistentHashLb>) {
-        let host = self.push.qualify(d.host.as_deref().unwrap_or(""), namespace);
+        let host = self
+            .push
+            .qualify(d.host.as_deref().unwrap_or(""), namespace);
         let svc = self.push.registry().service(&host);
         let port = d
             .port
@@ -63,13 +74,21 @@ impl RouteCtx<'_> {
             .or_else(|| svc.filter(|s| s.ports.len() == 1).map(|s| s.ports[0].port))
             .unwrap_or(self.port);
         let subset = d.subset.as_deref().unwrap_or("");
-        (super::cds::outbound_name(port, subset, &host), self.hash(&host, d.subset.as_deref(), port))
+        (
+            super::cds::outbound_name(port, subset, &host),
+            self.hash(&host, d.subset.as_deref(), port),
+        )
     }
 
     /// The consistent hash of a host's DestinationRule (subset and port aware).
     pub fn hash(&self, host: &str, subset: Option<&str>, port: u16) -> Option<ConsistentHashLb> {
         let dr = self.push.destination_rule(self.proxy, host)?;
-        let subset = subset.and_then(|n| dr.spec.subsets.iter().find(|s| s.name.as_deref() == Some(n)));
+        let subset = subset.and_then(|n| {
+            dr.spec
+                .subsets
+                .iter()
+                .find(|s| s.name.as_deref() == Some(n))
+        });
         Policy::effective(Some(&dr.spec), subset, port)
             .consistent_hash()
             .cloned()
@@ -81,7 +100,10 @@ impl RouteCtx<'_> {
         let mesh = self.push.mesh();
         let (attempts, retry_on) = match r {
             Some(r) => (r.attempts.unwrap_or(0), r.retry_on.clone()),
-            None => (mesh.default_retry_attempts(), Some(mesh.default_retry_on().to_string())),
+            None => (
+                mesh.default_retry_attempts(),
+                Some(mesh.default_retry_on().to_string()),
+            ),
         };
         if attempts <= 0 {
             return None;
@@ -103,10 +125,16 @@ impl RouteCtx<'_> {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .partition(|p| p.parse::<u16>().map(|c| !(100..=599).contains(&c)).unwrap_or(true));
+                .partition(|p| {
+                    p.parse::<u16>()
+                        .map(|c| !(100..=599).contains(&c))
+                        .unwrap_or(true)
+                });
             out.retriable_status_codes = codes.iter().filter_map(|c| c.parse().ok()).collect();
             out.retry_on = conditions.join(",");
-            if !out.retriable_status_codes.is_empty() && !out.retry_on.contains("retriable-status-codes") {
+            if !out.retriable_status_codes.is_empty()
+                && !out.retry_on.contains("retriable-status-codes")
+            {
                 out.retry_on.push_str(",retriable-status-codes");
             }
         }
@@ -123,7 +151,9 @@ impl RouteCtx<'_> {
                 out.retry_priority = Some(retry_policy::RetryPriority {
                     name: PREVIOUS_PRIORITIES.into(),
                     config_type: Some(retry_policy::retry_priority::ConfigType::TypedConfig(any(
-                        &PreviousPrioritiesConfig { update_frequency: 2 },
+                        &PreviousPrioritiesConfig {
+                            update_frequency: 2,
+                        },
                     ))),
                 });
             }
@@ -150,6 +180,9 @@ impl RouteCtx<'_> {
         Some(out)
     }
 
+    /// The route timeout (0: none). Envoy also honours `grpc-timeout` up to the same
+    /// bound; Istio expresses that with the deprecated `max_grpc_timeout`, ironmesh with
+    /// its replacement. Proxyless gRPC reads only `max_stream_duration`.
     fn set_timeout(&self, action: &mut RouteAction, timeout: Option<std::time::Duration>) {
         let t = timeout.map(duration).unwrap_or_else(zero_duration);
         if self.grpc() {
@@ -159,10 +192,10 @@ impl RouteCtx<'_> {
             });
         } else {
             action.timeout = Some(t);
-            #[allow(deprecated)]
-            {
-                action.max_grpc_timeout = Some(t);
-            }
+            action.max_stream_duration = Some(route_action::MaxStreamDuration {
+                grpc_timeout_header_max: Some(t),
+                ..Default::default()
+            });
         }
     }
 }
@@ -170,15 +203,17 @@ impl RouteCtx<'_> {
 fn previous_hosts() -> retry_policy::RetryHostPredicate {
     retry_policy::RetryHostPredicate {
         name: PREVIOUS_HOSTS.into(),
-        config_type: Some(retry_policy::retry_host_predicate::ConfigType::TypedConfig(any(
-            &PreviousHostsPredicate {},
-        ))),
+        config_type: Some(retry_policy::retry_host_predicate::ConfigType::TypedConfig(
+            any(&PreviousHostsPredicate {}),
+        )),
     }
 }
 
 /// Envoy's hash policy for a DestinationRule consistent hash.
 pub fn hash_policy(h: &ConsistentHashLb) -> Option<route_action::HashPolicy> {
-    use route_action::hash_policy::{ConnectionProperties, Cookie, Header, PolicySpecifier, QueryParameter};
+    use route_action::hash_policy::{
+        ConnectionProperties, Cookie, Header, PolicySpecifier, QueryParameter,
+    };
     let spec = if let Some(name) = &h.http_header_name {
         PolicySpecifier::Header(Header {
             header_name: name.clone(),
@@ -207,9 +242,15 @@ pub fn hash_policy(h: &ConsistentHashLb) -> Option<route_action::HashPolicy> {
 /// `<host>:<port><path>` for one destination, else `<vs>:<port><path>`: the span name.
 fn operation(r: &Route, vs_name: &str, port: u16) -> String {
     let path = match r.r#match.as_ref().and_then(|m| m.path_specifier.as_ref()) {
-        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(p)) => format!("{p}*"),
-        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Path(p)) => p.clone(),
-        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::SafeRegex(r)) => r.regex.clone(),
+        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(p)) => {
+            format!("{p}*")
+        }
+        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Path(p)) => {
+            p.clone()
+        }
+        Some(envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::SafeRegex(
+            r,
+        )) => r.regex.clone(),
         _ => "/*".to_string(),
     };
     if let Some(route::Action::Route(RouteAction {
@@ -227,7 +268,12 @@ fn operation(r: &Route, vs_name: &str, port: u16) -> String {
 
 /// The route a service gets without a VirtualService: `/` to its cluster with the
 /// default retry policy.
-pub fn default_route(ctx: &RouteCtx<'_>, cluster: &str, operation: &str, hash: Option<&ConsistentHashLb>) -> Route {
+pub fn default_route(
+    ctx: &RouteCtx<'_>,
+    cluster: &str,
+    operation: &str,
+    hash: Option<&ConsistentHashLb>,
+) -> Route {
     let mut action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
         retry_policy: ctx.retry(None, hash.is_some()),
@@ -259,7 +305,9 @@ fn source_matches(ctx: &RouteCtx<'_>, m: &HttpMatchRequest, vs_ns: &str) -> bool
             .any(|g| ctx.gateways.contains(&qualify_gateway(g, vs_ns)));
     }
     labels_subset(&m.source_labels, &ctx.proxy.labels)
-        && m.source_namespace.as_deref().is_none_or(|ns| ns == ctx.proxy.namespace)
+        && m.source_namespace
+            .as_deref()
+            .is_none_or(|ns| ns == ctx.proxy.namespace)
 }
 
 /// The Envoy routes of a VirtualService on this port, in order; empty when no rule
@@ -295,9 +343,16 @@ pub fn vs_routes(ctx: &RouteCtx<'_>, vs: &VsConfig) -> Vec<Route> {
     out
 }
 
-fn translate(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, m: Option<&HttpMatchRequest>) -> Option<Route> {
+fn translate(
+    ctx: &RouteCtx<'_>,
+    vs: &VsConfig,
+    http: &HttpRoute,
+    m: Option<&HttpMatchRequest>,
+) -> Option<Route> {
     if let Some(m) = m {
-        if m.port.is_some_and(|p| p != u32::from(ctx.port)) || !source_matches(ctx, m, &vs.namespace) {
+        if m.port.is_some_and(|p| p != u32::from(ctx.port))
+            || !source_matches(ctx, m, &vs.namespace)
+        {
             return None;
         }
     }
@@ -309,7 +364,10 @@ fn translate(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, m: Option<&Htt
     let mut out = Route {
         name,
         r#match: Some(route_match::route_match(m)),
-        metadata: Some(metadata("istio", vec![("config", string_value(&vs.config_path()))])),
+        metadata: Some(metadata(
+            "istio",
+            vec![("config", string_value(&vs.config_path()))],
+        )),
         request_headers_to_add: ops.request_add,
         request_headers_to_remove: ops.request_remove,
         response_headers_to_add: ops.response_add,
@@ -326,7 +384,13 @@ fn translate(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, m: Option<&Htt
             ..Default::default()
         }));
     } else {
-        out.action = Some(route::Action::Route(route_action(ctx, vs, http, ops.authority, &mut out)));
+        out.action = Some(route::Action::Route(route_action(
+            ctx,
+            vs,
+            http,
+            ops.authority,
+            &mut out,
+        )));
     }
     out.decorator = Some(Decorator {
         operation: operation(&out, &vs.name, ctx.port),
@@ -357,8 +421,14 @@ fn redirect(ctx: &RouteCtx<'_>, r: &HttpRedirect) -> Option<RedirectAction> {
     let mut out = RedirectAction {
         host_redirect: r.authority.clone().unwrap_or_default(),
         response_code: code as i32,
-        path_rewrite_specifier: r.uri.clone().map(redirect_action::PathRewriteSpecifier::PathRedirect),
-        scheme_rewrite_specifier: r.scheme.clone().map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
+        path_rewrite_specifier: r
+            .uri
+            .clone()
+            .map(redirect_action::PathRewriteSpecifier::PathRedirect),
+        scheme_rewrite_specifier: r
+            .scheme
+            .clone()
+            .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
         ..Default::default()
     };
     let port = match (r.port, r.derive_port) {
@@ -376,7 +446,13 @@ fn redirect(ctx: &RouteCtx<'_>, r: &HttpRedirect) -> Option<RedirectAction> {
     Some(out)
 }
 
-fn route_action(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, mut authority: Option<String>, out: &mut Route) -> RouteAction {
+fn route_action(
+    ctx: &RouteCtx<'_>,
+    vs: &VsConfig,
+    http: &HttpRoute,
+    mut authority: Option<String>,
+    out: &mut Route,
+) -> RouteAction {
     let mut action = RouteAction::default();
     ctx.set_timeout(&mut action, http.timeout.as_ref().map(|t| t.as_std()));
     if let Some(rw) = &http.rewrite {
@@ -395,23 +471,38 @@ fn route_action(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, mut authori
     let mirrors = http
         .mirror
         .iter()
-        .map(|d| (d, mirror_fraction(http.mirror_percentage.map(|p| p.value), http.mirror_percent)))
-        .chain(http.mirrors.iter().filter_map(|m| Some((m.destination.as_ref()?, mirror_fraction(m.percentage.map(|p| p.value), None)))));
+        .map(|d| {
+            (
+                d,
+                mirror_fraction(http.mirror_percentage.map(|p| p.value), http.mirror_percent),
+            )
+        })
+        .chain(http.mirrors.iter().filter_map(|m| {
+            Some((
+                m.destination.as_ref()?,
+                mirror_fraction(m.percentage.map(|p| p.value), None),
+            ))
+        }));
     for (dest, fraction) in mirrors {
         let Some(fraction) = fraction else { continue };
-        action.request_mirror_policies.push(route_action::RequestMirrorPolicy {
-            cluster: ctx.destination(dest, &vs.namespace).0,
-            runtime_fraction: Some(fraction),
-            trace_sampled: Some(boolv(false)),
-            ..Default::default()
-        });
+        action
+            .request_mirror_policies
+            .push(route_action::RequestMirrorPolicy {
+                cluster: ctx.destination(dest, &vs.namespace).0,
+                runtime_fraction: Some(fraction),
+                trace_sampled: Some(boolv(false)),
+                ..Default::default()
+            });
     }
 
     let mut hashed = false;
     let dests: Vec<&HttpRouteDestination> = if http.route.len() == 1 {
         http.route.iter().collect()
     } else {
-        http.route.iter().filter(|d| d.weight.unwrap_or(0) != 0).collect()
+        http.route
+            .iter()
+            .filter(|d| d.weight.unwrap_or(0) != 0)
+            .collect()
     };
     if dests.len() == 1 && http.route.len() == 1 {
         let d = dests[0];
@@ -443,9 +534,9 @@ fn route_action(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, mut authori
                 request_headers_to_remove: ops.request_remove,
                 response_headers_to_add: ops.response_add,
                 response_headers_to_remove: ops.response_remove,
-                host_rewrite_specifier: ops
-                    .authority
-                    .map(weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral),
+                host_rewrite_specifier: ops.authority.map(
+                    weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral,
+                ),
                 ..Default::default()
             });
             if let Some(hp) = hash.as_ref().and_then(hash_policy) {
@@ -453,13 +544,16 @@ fn route_action(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, mut authori
                 hashed = true;
             }
         }
-        action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters,
-            ..Default::default()
-        }));
+        action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(
+            WeightedCluster {
+                clusters,
+                ..Default::default()
+            },
+        ));
     }
     if let Some(a) = authority {
-        action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(a));
+        action.host_rewrite_specifier =
+            Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(a));
     }
     action.retry_policy = ctx.retry(http.retries.as_ref(), hashed);
     action
@@ -467,7 +561,10 @@ fn route_action(ctx: &RouteCtx<'_>, vs: &VsConfig, http: &HttpRoute, mut authori
 
 /// The share of traffic a mirror gets: `mirrorPercentage`, else the deprecated integer
 /// `mirrorPercent`, else 100%. An explicit 0 disables the mirror.
-fn mirror_fraction(percentage: Option<f64>, percent: Option<u32>) -> Option<RuntimeFractionalPercent> {
+fn mirror_fraction(
+    percentage: Option<f64>,
+    percent: Option<u32>,
+) -> Option<RuntimeFractionalPercent> {
     let value = match (percentage, percent) {
         (Some(p), _) if p > 0.0 => percent_to_fraction(p),
         (Some(_), _) => return None,

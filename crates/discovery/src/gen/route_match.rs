@@ -97,7 +97,11 @@ pub fn route_match(m: Option<&HttpMatchRequest>) -> RouteMatch {
         }
     }
     out.case_sensitive = Some(boolv(m.ignore_uri_case != Some(true)));
-    for (name, sm) in [(":method", &m.method), (":authority", &m.authority), (":scheme", &m.scheme)] {
+    for (name, sm) in [
+        (":method", &m.method),
+        (":authority", &m.authority),
+        (":scheme", &m.scheme),
+    ] {
         if let Some(sm) = sm {
             out.headers.push(header(name, sm));
         }
@@ -156,7 +160,9 @@ fn header_values(ops: &HeaderOperations) -> (Vec<HeaderValueOption>, Option<Stri
         (&ops.add, HeaderAppendAction::AppendIfExistsOrAdd),
     ] {
         for (k, v) in map {
-            if authority_header(k) && (authority.is_none() || action == HeaderAppendAction::OverwriteIfExistsOrAdd) {
+            if authority_header(k)
+                && (authority.is_none() || action == HeaderAppendAction::OverwriteIfExistsOrAdd)
+            {
                 authority = Some(v.clone());
             }
             if internal(k) {
@@ -185,11 +191,21 @@ pub fn header_ops(h: Option<&ironmesh_config::networking::virtual_service::Heade
         let (add, authority) = header_values(req);
         out.request_add = add;
         out.authority = authority;
-        out.request_remove = req.remove.iter().filter(|k| !internal(k)).cloned().collect();
+        out.request_remove = req
+            .remove
+            .iter()
+            .filter(|k| !internal(k))
+            .cloned()
+            .collect();
     }
     if let Some(resp) = &h.response {
         out.response_add = header_values(resp).0;
-        out.response_remove = resp.remove.iter().filter(|k| !internal(k)).cloned().collect();
+        out.response_remove = resp
+            .remove
+            .iter()
+            .filter(|k| !internal(k))
+            .cloned()
+            .collect();
     }
     out
 }
@@ -197,9 +213,22 @@ pub fn header_ops(h: Option<&ironmesh_config::networking::virtual_service::Heade
 /// gRPC status names (as VirtualService `grpcStatus` spells them) to codes.
 fn grpc_code(name: &str) -> Option<u32> {
     const NAMES: [&str; 17] = [
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     ];
     NAMES
@@ -223,7 +252,6 @@ pub fn fault(f: &HttpFaultInjection) -> Option<HttpFault> {
                 fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(
                     fixed.as_std(),
                 ))),
-                ..Default::default()
             });
         }
     }
@@ -307,7 +335,10 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
     let mut out = Vec::with_capacity(digits.len() * 3 / 4);
     for chunk in digits.chunks(4) {
         let mut n = 0u32;

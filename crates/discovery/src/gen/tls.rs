@@ -66,7 +66,11 @@ fn san_matchers(sans: &[String]) -> Vec<SubjectAltNameMatcher> {
 /// The upstream TLS context for a DestinationRule `tls` block, or `None` when the proxy
 /// should send plaintext. `sni_default` is used when `sni` is unset; `h2` advertises
 /// HTTP/2 by ALPN.
-pub fn upstream_tls(tls: &ClientTlsSettings, sni_default: Option<&str>, h2: bool) -> Option<UpstreamTlsContext> {
+pub fn upstream_tls(
+    tls: &ClientTlsSettings,
+    sni_default: Option<&str>,
+    h2: bool,
+) -> Option<UpstreamTlsContext> {
     let mode = tls.mode.unwrap_or(ClientTlsMode::Disable);
     let mutual = match mode {
         ClientTlsMode::Disable => return None,
@@ -88,16 +92,17 @@ pub fn upstream_tls(tls: &ClientTlsSettings, sni_default: Option<&str>, h2: bool
             common.tls_certificate_sds_secret_configs = vec![sds(credential_name(secret))];
         }
         if !skip_verify {
-            common.validation_context_type = Some(ValidationContextType::CombinedValidationContext(
-                CombinedCertificateValidationContext {
-                    default_validation_context: Some(default_vc),
-                    validation_context_sds_secret_config: Some(sds(format!(
-                        "{}-cacert",
-                        credential_name(secret)
-                    ))),
-                    ..Default::default()
-                },
-            ));
+            common.validation_context_type =
+                Some(ValidationContextType::CombinedValidationContext(
+                    CombinedCertificateValidationContext {
+                        default_validation_context: Some(default_vc),
+                        validation_context_sds_secret_config: Some(sds(format!(
+                            "{}-cacert",
+                            credential_name(secret)
+                        ))),
+                        ..Default::default()
+                    },
+                ));
         }
     } else {
         if mutual {
@@ -109,11 +114,12 @@ pub fn upstream_tls(tls: &ClientTlsSettings, sni_default: Option<&str>, h2: bool
         }
         if !skip_verify {
             if let Some(ca) = tls.ca_certificates.as_deref().filter(|c| !c.is_empty()) {
-                common.validation_context_type =
-                    Some(ValidationContextType::ValidationContext(CertificateValidationContext {
+                common.validation_context_type = Some(ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
                         trusted_ca: Some(file(ca)),
                         ..default_vc
-                    }));
+                    },
+                ));
             }
         }
     }
@@ -142,9 +148,9 @@ pub fn downstream_tls(tls: &ServerTlsSettings, http: bool) -> Option<DownstreamT
         ServerTlsMode::OptionalMutual => (true, true),
         // seam: ISTIO_MUTUAL gateways need the workload certificate from the security
         // issue; passthrough modes do not terminate TLS.
-        ServerTlsMode::IstioMutual | ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough => {
-            return None
-        }
+        ServerTlsMode::IstioMutual
+        | ServerTlsMode::Passthrough
+        | ServerTlsMode::AutoPassthrough => return None,
     };
     let mut common = CommonTlsContext {
         alpn_protocols: if http {
@@ -176,13 +182,14 @@ pub fn downstream_tls(tls: &ServerTlsSettings, http: bool) -> Option<DownstreamT
                 .as_deref()
                 .map(credential_name)
                 .unwrap_or_else(|| format!("{}-cacert", credential_name(secrets[0])));
-            common.validation_context_type = Some(ValidationContextType::CombinedValidationContext(
-                CombinedCertificateValidationContext {
-                    default_validation_context: Some(vc),
-                    validation_context_sds_secret_config: Some(sds(ca)),
-                    ..Default::default()
-                },
-            ));
+            common.validation_context_type =
+                Some(ValidationContextType::CombinedValidationContext(
+                    CombinedCertificateValidationContext {
+                        default_validation_context: Some(vc),
+                        validation_context_sds_secret_config: Some(sds(ca)),
+                        ..Default::default()
+                    },
+                ));
         }
     } else {
         let mut certs: Vec<TlsCertificate> = tls
@@ -204,11 +211,12 @@ pub fn downstream_tls(tls: &ServerTlsSettings, http: bool) -> Option<DownstreamT
         common.tls_certificates = certs;
         if mutual {
             if let Some(ca) = tls.ca_certificates.as_deref() {
-                common.validation_context_type =
-                    Some(ValidationContextType::ValidationContext(CertificateValidationContext {
+                common.validation_context_type = Some(ValidationContextType::ValidationContext(
+                    CertificateValidationContext {
                         trusted_ca: Some(file(ca)),
                         ..vc
-                    }));
+                    },
+                ));
             }
         }
     }

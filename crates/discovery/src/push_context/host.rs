@@ -89,8 +89,14 @@ mod tests {
         assert!(!covers("*.example.com", "example.com"));
         assert!(!covers("*.example.com", "xexample.com"));
         assert!(!covers("a.example.com", "*.example.com"));
-        assert_eq!(intersect("*", "*.example.com").as_deref(), Some("*.example.com"));
-        assert_eq!(intersect("a.example.com", "*.example.com").as_deref(), Some("a.example.com"));
+        assert_eq!(
+            intersect("*", "*.example.com").as_deref(),
+            Some("*.example.com")
+        );
+        assert_eq!(
+            intersect("a.example.com", "*.example.com").as_deref(),
+            Some("a.example.com")
+        );
         assert_eq!(intersect("a.example.com", "b.example.com"), None);
         assert!(specificity("a.b") > specificity("*.b"));
         assert!(specificity("*.a.b") > specificity("*.b"));
@@ -102,7 +108,10 @@ mod tests {
             qualify("reviews", "prod", "cluster.local"),
             "reviews.prod.svc.cluster.local"
         );
-        assert_eq!(qualify("reviews.prod", "x", "cluster.local"), "reviews.prod");
+        assert_eq!(
+            qualify("reviews.prod", "x", "cluster.local"),
+            "reviews.prod"
+        );
         assert_eq!(qualify("*", "x", "cluster.local"), "*");
     }
 

@@ -173,7 +173,9 @@ impl PushContext {
                     virtual_services.push(vs_config(obj, vs, domain, &vs_defaults));
                 }
                 Resource::DestinationRule(dr) => {
-                    let Some(h) = dr.host.as_deref() else { continue };
+                    let Some(h) = dr.host.as_deref() else {
+                        continue;
+                    };
                     destination_rules.push(DrConfig {
                         host: host::qualify(h, &namespace, domain),
                         export_to: ExportTo::resolve(&dr.export_to, &dr_defaults, &namespace),
@@ -276,7 +278,13 @@ impl PushContext {
             .filter(|v| v.export_to.allows(namespace) || v.namespace == namespace)
             .filter(|v| v.gateways.iter().any(|g| g == gateway))
             .collect();
-        out.sort_by_key(|v| (v.namespace != namespace, v.namespace.clone(), v.name.clone()));
+        out.sort_by_key(|v| {
+            (
+                v.namespace != namespace,
+                v.namespace.clone(),
+                v.name.clone(),
+            )
+        });
         out
     }
 
@@ -343,10 +351,12 @@ impl PushContext {
                 if port.protocol == Protocol::Udp {
                     continue;
                 }
-                let own = reg
-                    .endpoints(&svc.hostname, port.port)
-                    .iter()
-                    .find(|e| proxy.ip_addresses.iter().any(|ip| ip.to_string() == e.address));
+                let own = reg.endpoints(&svc.hostname, port.port).iter().find(|e| {
+                    proxy
+                        .ip_addresses
+                        .iter()
+                        .any(|ip| ip.to_string() == e.address)
+                });
                 if !by_selector && own.is_none() {
                     continue;
                 }
@@ -369,7 +379,10 @@ impl PushContext {
 }
 
 /// Every `selector` label is on the workload.
-pub fn labels_subset(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub fn labels_subset(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 

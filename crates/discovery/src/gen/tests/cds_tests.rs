@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{self, ClusterDiscoveryType, DiscoveryType, LbPolicy};
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    self, ClusterDiscoveryType, DiscoveryType, LbPolicy,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     common_tls_context::ValidationContextType, UpstreamTlsContext,
 };
@@ -22,21 +24,37 @@ fn ty(t: DiscoveryType) -> Option<ClusterDiscoveryType> {
 }
 
 fn productpage() -> crate::Proxy {
-    sidecar("productpage-v1-1", "default", "10.244.0.10", &[("app", "productpage"), ("version", "v1")])
+    sidecar(
+        "productpage-v1-1",
+        "default",
+        "10.244.0.10",
+        &[("app", "productpage"), ("version", "v1")],
+    )
 }
 
-fn protocol_options(c: &envoy_types::pb::envoy::config::cluster::v3::Cluster) -> HttpProtocolOptions {
+fn protocol_options(
+    c: &envoy_types::pb::envoy::config::cluster::v3::Cluster,
+) -> HttpProtocolOptions {
     unpack(&c.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS])
 }
 
 #[test]
 fn outbound_eds_cluster_has_istio_defaults() {
     let push = bookinfo().config(BOOKINFO_CONFIG).push();
-    let c = cluster(&push, &productpage(), "outbound|9080||reviews.default.svc.cluster.local");
+    let c = cluster(
+        &push,
+        &productpage(),
+        "outbound|9080||reviews.default.svc.cluster.local",
+    );
     assert_eq!(c.cluster_discovery_type, ty(DiscoveryType::Eds));
     let eds = c.eds_cluster_config.as_ref().unwrap();
     assert_eq!(eds.service_name, c.name);
-    assert!(eds.eds_config.as_ref().unwrap().config_source_specifier.is_some());
+    assert!(eds
+        .eds_config
+        .as_ref()
+        .unwrap()
+        .config_source_specifier
+        .is_some());
     assert_eq!(c.connect_timeout.unwrap().seconds, 10);
     assert_eq!(c.lb_policy, LbPolicy::LeastRequest as i32);
     let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
@@ -52,7 +70,10 @@ fn outbound_eds_cluster_has_istio_defaults() {
 #[test]
 fn subsets_and_fixed_clusters() {
     let push = bookinfo().config(BOOKINFO_CONFIG).push();
-    let names: Vec<String> = clusters(&push, &productpage()).into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = clusters(&push, &productpage())
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     for want in [
         "BlackHoleCluster",
         "InboundPassthroughCluster",
@@ -65,7 +86,10 @@ fn subsets_and_fixed_clusters() {
         "outbound|53||kube-dns.kube-system.svc.cluster.local",
         "outbound|9153||kube-dns.kube-system.svc.cluster.local",
     ] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:#?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:#?}"
+        );
     }
     let mut sorted = names.clone();
     sorted.sort();
@@ -84,17 +108,31 @@ fn subsets_and_fixed_clusters() {
     // The inbound cluster of the proxy's own port: original destination from 127.0.0.6.
     let own = cluster(&push, &p, "inbound|9080||");
     assert_eq!(own.cluster_discovery_type, ty(DiscoveryType::OriginalDst));
-    assert_eq!(own.upstream_bind_config.unwrap().source_address.unwrap().address, "127.0.0.6");
+    assert_eq!(
+        own.upstream_bind_config
+            .unwrap()
+            .source_address
+            .unwrap()
+            .address,
+        "127.0.0.6"
+    );
 }
 
 #[test]
 fn inbound_localhost_mode_is_static() {
-    let push = bookinfo().mesh("inboundTrafficPolicy: {mode: LOCALHOST}").push();
+    let push = bookinfo()
+        .mesh("inboundTrafficPolicy: {mode: LOCALHOST}")
+        .push();
     let c = cluster(&push, &productpage(), "inbound|9080||");
     assert_eq!(c.cluster_discovery_type, ty(DiscoveryType::Static));
     let la = c.load_assignment.unwrap();
     let ep = &la.endpoints[0].lb_endpoints[0];
-    let Some(envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(e)) = &ep.host_identifier else { panic!() };
+    let Some(envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(
+        e,
+    )) = &ep.host_identifier
+    else {
+        panic!()
+    };
     assert_eq!(address_text(e.address.as_ref().unwrap()), "127.0.0.1:9080");
 }
 
@@ -103,15 +141,26 @@ fn protocols_choose_upstream_http_version() {
     let push = bookinfo().push();
     let p = productpage();
     // grpc-xds → explicit HTTP/2.
-    let c = cluster(&push, &p, "outbound|15010||istiod.istio-system.svc.cluster.local");
+    let c = cluster(
+        &push,
+        &p,
+        "outbound|15010||istiod.istio-system.svc.cluster.local",
+    );
     match protocol_options(&c).upstream_protocol_options {
         Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => {
-            assert!(matches!(e.protocol_config, Some(ProtocolConfig::Http2ProtocolOptions(_))))
+            assert!(matches!(
+                e.protocol_config,
+                Some(ProtocolConfig::Http2ProtocolOptions(_))
+            ))
         }
         other => panic!("{other:?}"),
     }
     // An unnamed (sniffed) port uses the downstream protocol.
-    let c = cluster(&push, &p, "outbound|9153||kube-dns.kube-system.svc.cluster.local");
+    let c = cluster(
+        &push,
+        &p,
+        "outbound|9153||kube-dns.kube-system.svc.cluster.local",
+    );
     assert!(matches!(
         protocol_options(&c).upstream_protocol_options,
         Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_))
@@ -153,22 +202,44 @@ fn destination_rule_policies_map_to_cluster_fields() {
     let push = bookinfo().config(POLICY).push();
     let p = productpage();
     // Port-level settings replace the whole top-level policy for their port.
-    let c = cluster(&push, &p, "outbound|9080||reviews.default.svc.cluster.local");
+    let c = cluster(
+        &push,
+        &p,
+        "outbound|9080||reviews.default.svc.cluster.local",
+    );
     assert_eq!(c.lb_policy, LbPolicy::Random as i32);
     assert!(c.outlier_detection.is_none());
-    assert_eq!(c.circuit_breakers.unwrap().thresholds[0].max_connections.unwrap().value, u32::MAX);
+    assert_eq!(
+        c.circuit_breakers.unwrap().thresholds[0]
+            .max_connections
+            .unwrap()
+            .value,
+        u32::MAX
+    );
 
     // Subsets inherit the top level (or its port entry) and override what they set.
-    let v1 = cluster(&push, &p, "outbound|9080|v1|reviews.default.svc.cluster.local");
+    let v1 = cluster(
+        &push,
+        &p,
+        "outbound|9080|v1|reviews.default.svc.cluster.local",
+    );
     assert_eq!(v1.lb_policy, LbPolicy::RingHash as i32);
     match v1.lb_config {
-        Some(cluster::LbConfig::RingHashLbConfig(r)) => assert_eq!(r.minimum_ring_size.unwrap().value, 1024),
+        Some(cluster::LbConfig::RingHashLbConfig(r)) => {
+            assert_eq!(r.minimum_ring_size.unwrap().value, 1024)
+        }
         other => panic!("{other:?}"),
     }
-    let v2 = cluster(&push, &p, "outbound|9080|v2|reviews.default.svc.cluster.local");
+    let v2 = cluster(
+        &push,
+        &p,
+        "outbound|9080|v2|reviews.default.svc.cluster.local",
+    );
     assert_eq!(v2.lb_policy, LbPolicy::Maglev as i32);
     match v2.lb_config {
-        Some(cluster::LbConfig::MaglevLbConfig(m)) => assert_eq!(m.table_size.unwrap().value, 65537),
+        Some(cluster::LbConfig::MaglevLbConfig(m)) => {
+            assert_eq!(m.table_size.unwrap().value, 65537)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -177,7 +248,11 @@ fn destination_rule_policies_map_to_cluster_fields() {
 fn connection_pool_and_outlier_detection() {
     let yaml = POLICY.replace("    portLevelSettings:\n    - port: {number: 9080}\n      loadBalancer: {simple: RANDOM}\n", "");
     let push = bookinfo().config(&yaml).push();
-    let c = cluster(&push, &productpage(), "outbound|9080||reviews.default.svc.cluster.local");
+    let c = cluster(
+        &push,
+        &productpage(),
+        "outbound|9080||reviews.default.svc.cluster.local",
+    );
     assert_eq!(c.lb_policy, LbPolicy::RoundRobin as i32);
     assert_eq!(c.connect_timeout.unwrap().seconds, 3);
     let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
@@ -198,7 +273,14 @@ fn connection_pool_and_outlier_detection() {
     assert_eq!(od.interval.unwrap().seconds, 5);
     assert_eq!(od.base_ejection_time.unwrap().seconds, 30);
     assert_eq!(od.max_ejection_percent.unwrap().value, 50);
-    assert_eq!(c.common_lb_config.unwrap().healthy_panic_threshold.unwrap().value, 0.0);
+    assert_eq!(
+        c.common_lb_config
+            .unwrap()
+            .healthy_panic_threshold
+            .unwrap()
+            .value,
+        0.0
+    );
 }
 
 #[test]
@@ -229,9 +311,16 @@ spec:
     let p = productpage();
     let tls = |name: &str| -> UpstreamTlsContext {
         let c = cluster(&push, &p, name);
-        let ts = c.transport_socket.unwrap_or_else(|| panic!("{name} has no TLS"));
+        let ts = c
+            .transport_socket
+            .unwrap_or_else(|| panic!("{name} has no TLS"));
         assert_eq!(ts.name, "envoy.transport_sockets.tls");
-        let Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(a)) = ts.config_type else { panic!() };
+        let Some(
+            envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(a),
+        ) = ts.config_type
+        else {
+            panic!()
+        };
         unpack(&a)
     };
     let simple = tls("outbound|9080||ratings.default.svc.cluster.local");
@@ -247,9 +336,17 @@ spec:
     }
     let mutual = tls("outbound|9080|mtls|ratings.default.svc.cluster.local");
     assert_eq!(mutual.sni, "ratings.internal");
-    assert!(format!("{:?}", mutual.common_tls_context.unwrap().tls_certificates).contains("/etc/certs/key.pem"));
-    let cred = tls("outbound|9080|cred|ratings.default.svc.cluster.local").common_tls_context.unwrap();
-    assert_eq!(cred.tls_certificate_sds_secret_configs[0].name, "kubernetes://ratings-client");
+    assert!(
+        format!("{:?}", mutual.common_tls_context.unwrap().tls_certificates)
+            .contains("/etc/certs/key.pem")
+    );
+    let cred = tls("outbound|9080|cred|ratings.default.svc.cluster.local")
+        .common_tls_context
+        .unwrap();
+    assert_eq!(
+        cred.tls_certificate_sds_secret_configs[0].name,
+        "kubernetes://ratings-client"
+    );
     match cred.validation_context_type {
         Some(ValidationContextType::CombinedValidationContext(v)) => assert_eq!(
             v.validation_context_sds_secret_config.unwrap().name,
@@ -258,7 +355,13 @@ spec:
         other => panic!("{other:?}"),
     }
     // ISTIO_MUTUAL waits for workload certificates: plaintext for now.
-    assert!(cluster(&push, &p, "outbound|9080|istio|ratings.default.svc.cluster.local").transport_socket.is_none());
+    assert!(cluster(
+        &push,
+        &p,
+        "outbound|9080|istio|ratings.default.svc.cluster.local"
+    )
+    .transport_socket
+    .is_none());
 }
 
 fn service_entry(host: &str, resolution: Resolution, port: u16) -> Service {
@@ -301,13 +404,24 @@ fn resolutions_choose_cluster_types() {
     let push = World::new()
         .raw_service(service_entry("api.example.com", Resolution::Dns, 443))
         .endpoint("api.example.com", ep)
-        .raw_service(service_entry("rr.example.com", Resolution::DnsRoundRobin, 443))
-        .raw_service(service_entry("any.example.com", Resolution::Passthrough, 443))
+        .raw_service(service_entry(
+            "rr.example.com",
+            Resolution::DnsRoundRobin,
+            443,
+        ))
+        .raw_service(service_entry(
+            "any.example.com",
+            Resolution::Passthrough,
+            443,
+        ))
         .push();
     let p = sidecar("a", "default", "10.0.0.1", &[]);
     let dns = cluster(&push, &p, "outbound|443||api.example.com");
     assert_eq!(dns.cluster_discovery_type, ty(DiscoveryType::StrictDns));
-    assert_eq!(dns.dns_lookup_family, cluster::DnsLookupFamily::V4Only as i32);
+    assert_eq!(
+        dns.dns_lookup_family,
+        cluster::DnsLookupFamily::V4Only as i32
+    );
     let lb = &dns.load_assignment.unwrap().endpoints[0].lb_endpoints[0];
     assert!(format!("{lb:?}").contains("api.example.com"));
     let rr = cluster(&push, &p, "outbound|443||rr.example.com");
@@ -332,5 +446,7 @@ fn gateways_get_outbound_clusters_and_blackhole_only() {
     let names: Vec<String> = clusters(&push, &gw).into_iter().map(|c| c.name).collect();
     assert!(names.contains(&"BlackHoleCluster".to_string()));
     assert!(names.contains(&"outbound|9080||productpage.default.svc.cluster.local".to_string()));
-    assert!(!names.iter().any(|n| n.starts_with("inbound|") || n == "PassthroughCluster"));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("inbound|") || n == "PassthroughCluster"));
 }

@@ -8,13 +8,21 @@ use crate::gen::cds::address_text;
 use crate::testutil::{bookinfo, sidecar};
 
 fn productpage() -> crate::Proxy {
-    sidecar("productpage-v1-1", "default", "10.244.0.10", &[("app", "productpage"), ("version", "v1")])
+    sidecar(
+        "productpage-v1-1",
+        "default",
+        "10.244.0.10",
+        &[("app", "productpage"), ("version", "v1")],
+    )
 }
 
 #[test]
 fn sidecar_listener_set() {
     let push = bookinfo().push();
-    let names: Vec<String> = listeners(&push, &productpage()).into_iter().map(|l| l.name).collect();
+    let names: Vec<String> = listeners(&push, &productpage())
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
     assert_eq!(
         names,
         [
@@ -39,22 +47,36 @@ fn virtual_outbound_hands_off_by_original_destination() {
     let push = bookinfo().push();
     let l = listener(&push, &productpage(), "virtualOutbound");
     assert_eq!(address_text(l.address.as_ref().unwrap()), "0.0.0.0:15001");
-    assert_eq!(l.use_original_dst.unwrap().value, true);
+    assert!(l.use_original_dst.unwrap().value);
     let names: Vec<&str> = l.filter_chains.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["virtualOutbound-blackhole", "virtualOutbound-catchall-tcp"]);
-    assert_eq!(tcp_cluster(&l.filter_chains[0].filters[0]), "BlackHoleCluster");
-    assert_eq!(tcp_cluster(&l.filter_chains[1].filters[0]), "PassthroughCluster");
+    assert_eq!(
+        names,
+        ["virtualOutbound-blackhole", "virtualOutbound-catchall-tcp"]
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[0].filters[0]),
+        "BlackHoleCluster"
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[1].filters[0]),
+        "PassthroughCluster"
+    );
 
-    let strict = bookinfo().mesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY}").push();
+    let strict = bookinfo()
+        .mesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY}")
+        .push();
     let l = listener(&strict, &productpage(), "virtualOutbound");
-    assert_eq!(tcp_cluster(&l.filter_chains[1].filters[0]), "BlackHoleCluster");
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[1].filters[0]),
+        "BlackHoleCluster"
+    );
 }
 
 #[test]
 fn http_port_listener_uses_rds_by_port() {
     let push = bookinfo().push();
     let l = listener(&push, &productpage(), "0.0.0.0_9080");
-    assert_eq!(l.bind_to_port.unwrap().value, false);
+    assert!(!l.bind_to_port.unwrap().value);
     assert_eq!(l.traffic_direction, TrafficDirection::Outbound as i32);
     let http = &l.filter_chains[0];
     let m = http.filter_chain_match.as_ref().unwrap();
@@ -67,14 +89,30 @@ fn http_port_listener_uses_rds_by_port() {
         other => panic!("{other:?}"),
     }
     let filters: Vec<&str> = h.http_filters.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(filters, ["envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router"]);
-    assert_eq!(h.use_remote_address.unwrap().value, false);
-    assert_eq!(h.generate_request_id.unwrap().value, true);
+    assert_eq!(
+        filters,
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert!(!h.use_remote_address.unwrap().value);
+    assert!(h.generate_request_id.unwrap().value);
     assert!(h.tracing.is_none());
     assert!(h.access_log.is_empty());
-    assert_eq!(tcp_cluster(&l.filter_chains[1].filters[0]), "PassthroughCluster");
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[1].filters[0]),
+        "PassthroughCluster"
+    );
     let lf: Vec<&str> = l.listener_filters.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(lf, ["envoy.filters.listener.tls_inspector", "envoy.filters.listener.http_inspector"]);
+    assert_eq!(
+        lf,
+        [
+            "envoy.filters.listener.tls_inspector",
+            "envoy.filters.listener.http_inspector"
+        ]
+    );
 }
 
 #[test]
@@ -83,10 +121,16 @@ fn tcp_and_sniffed_ports_bind_to_the_vip() {
     let p = productpage();
     let tcp = listener(&push, &p, "10.96.0.10_53");
     assert_eq!(tcp.filter_chains.len(), 1);
-    assert_eq!(tcp_cluster(&tcp.filter_chains[0].filters[0]), "outbound|53||kube-dns.kube-system.svc.cluster.local");
+    assert_eq!(
+        tcp_cluster(&tcp.filter_chains[0].filters[0]),
+        "outbound|53||kube-dns.kube-system.svc.cluster.local"
+    );
     let sniffed = listener(&push, &p, "10.96.0.10_9153");
     match hcm_of(&sniffed.filter_chains[0].filters[0]).route_specifier {
-        Some(RouteSpecifier::Rds(r)) => assert_eq!(r.route_config_name, "kube-dns.kube-system.svc.cluster.local:9153"),
+        Some(RouteSpecifier::Rds(r)) => assert_eq!(
+            r.route_config_name,
+            "kube-dns.kube-system.svc.cluster.local:9153"
+        ),
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -101,20 +145,47 @@ fn virtual_inbound_has_a_chain_per_workload_port() {
     let l = listener(&push, &productpage(), "virtualInbound");
     assert_eq!(address_text(l.address.as_ref().unwrap()), "0.0.0.0:15006");
     assert_eq!(l.traffic_direction, TrafficDirection::Inbound as i32);
-    assert_eq!(l.listener_filters[0].name, "envoy.filters.listener.original_dst");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.original_dst"
+    );
     let names: Vec<&str> = l.filter_chains.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["virtualInbound-blackhole", "0.0.0.0_9080", "virtualInbound-catchall-http", "PassthroughFilterChain"]);
+    assert_eq!(
+        names,
+        [
+            "virtualInbound-blackhole",
+            "0.0.0.0_9080",
+            "virtualInbound-catchall-http",
+            "PassthroughFilterChain"
+        ]
+    );
     let own = &l.filter_chains[1];
-    assert_eq!(own.filter_chain_match.as_ref().unwrap().destination_port.unwrap().value, 9080);
+    assert_eq!(
+        own.filter_chain_match
+            .as_ref()
+            .unwrap()
+            .destination_port
+            .unwrap()
+            .value,
+        9080
+    );
     let h = hcm_of(&own.filters[0]);
     assert_eq!(h.stat_prefix, "inbound_0.0.0.0_9080");
-    let Some(RouteSpecifier::RouteConfig(rc)) = h.route_specifier else { panic!() };
+    let Some(RouteSpecifier::RouteConfig(rc)) = h.route_specifier else {
+        panic!()
+    };
     assert_eq!(rc.name, "inbound|9080||");
     assert_eq!(rc.virtual_hosts[0].name, "inbound|http|9080");
     let r = &rc.virtual_hosts[0].routes[0];
-    assert_eq!(r.decorator.as_ref().unwrap().operation, "productpage.default.svc.cluster.local:9080/*");
+    assert_eq!(
+        r.decorator.as_ref().unwrap().operation,
+        "productpage.default.svc.cluster.local:9080/*"
+    );
     assert!(format!("{:?}", r.action).contains("inbound|9080||"));
-    assert_eq!(tcp_cluster(&l.filter_chains[3].filters[0]), "InboundPassthroughCluster");
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[3].filters[0]),
+        "InboundPassthroughCluster"
+    );
 }
 
 #[test]
@@ -124,28 +195,48 @@ fn access_logs_follow_mesh_config() {
     let h = hcm_of(&l.filter_chains[0].filters[0]);
     let log = &h.access_log[0];
     assert_eq!(log.name, "envoy.access_loggers.file");
-    let Some(access_log::ConfigType::TypedConfig(a)) = &log.config_type else { panic!() };
+    let Some(access_log::ConfigType::TypedConfig(a)) = &log.config_type else {
+        panic!()
+    };
     let f: FileAccessLog = unpack(a);
     assert_eq!(f.path, "/dev/stdout");
-    let Some(file_access_log::AccessLogFormat::LogFormat(fmt)) = f.access_log_format else { panic!() };
+    let Some(file_access_log::AccessLogFormat::LogFormat(fmt)) = f.access_log_format else {
+        panic!()
+    };
     match fmt.format {
         Some(Format::TextFormatSource(src)) => {
             let text = format!("{src:?}");
-            assert!(text.contains("[%START_TIME%]") && text.contains("%ROUTE_NAME%\\n"), "{text}");
+            assert!(
+                text.contains("[%START_TIME%]") && text.contains("%ROUTE_NAME%\\n"),
+                "{text}"
+            );
         }
         other => panic!("{other:?}"),
     }
     // TCP proxies log too.
     let tcp = listener(&push, &productpage(), "10.96.0.10_53");
-    assert_eq!(super::tcp_of(&tcp.filter_chains[0].filters[0]).access_log.len(), 1);
+    assert_eq!(
+        super::tcp_of(&tcp.filter_chains[0].filters[0])
+            .access_log
+            .len(),
+        1
+    );
 
-    let json = bookinfo().mesh("accessLogFile: /dev/stdout\naccessLogEncoding: JSON").push();
+    let json = bookinfo()
+        .mesh("accessLogFile: /dev/stdout\naccessLogEncoding: JSON")
+        .push();
     let l = listener(&json, &productpage(), "0.0.0.0_9080");
     let h = hcm_of(&l.filter_chains[0].filters[0]);
-    let Some(access_log::ConfigType::TypedConfig(a)) = &h.access_log[0].config_type else { panic!() };
+    let Some(access_log::ConfigType::TypedConfig(a)) = &h.access_log[0].config_type else {
+        panic!()
+    };
     let f: FileAccessLog = unpack(a);
-    let Some(file_access_log::AccessLogFormat::LogFormat(fmt)) = f.access_log_format else { panic!() };
-    let Some(Format::JsonFormat(s)) = fmt.format else { panic!() };
+    let Some(file_access_log::AccessLogFormat::LogFormat(fmt)) = f.access_log_format else {
+        panic!()
+    };
+    let Some(Format::JsonFormat(s)) = fmt.format else {
+        panic!()
+    };
     assert_eq!(s.fields.len(), 24);
     assert!(s.fields.contains_key("upstream_transport_failure_reason"));
 }

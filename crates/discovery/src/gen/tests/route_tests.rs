@@ -1,6 +1,8 @@
 //! Every VirtualService HTTP feature → its Envoy route field.
 
-use envoy_types::pb::envoy::config::core::v3::{data_source, header_value_option::HeaderAppendAction};
+use envoy_types::pb::envoy::config::core::v3::{
+    data_source, header_value_option::HeaderAppendAction,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
     redirect_action, route, route_action, route_match::PathSpecifier, Route,
@@ -25,7 +27,9 @@ fn ratings_routes_for(http: &str, labels: &[(&str, &str)]) -> Vec<Route> {
     let push = bookinfo().config(&yaml).push();
     let p = sidecar("productpage-v1-1", "default", "10.244.0.10", labels);
     let rc = route_config(&push, &p, "9080");
-    vhost(&rc, "ratings.default.svc.cluster.local:9080").routes.clone()
+    vhost(&rc, "ratings.default.svc.cluster.local:9080")
+        .routes
+        .clone()
 }
 
 const TO_RATINGS: &str = "    route:\n    - destination: {host: ratings}\n";
@@ -62,12 +66,25 @@ fn match_fields() {
     assert_eq!(r.name, "all.m1");
     let m = r.r#match.as_ref().unwrap();
     assert_eq!(m.path_specifier, Some(PathSpecifier::Prefix("/api".into())));
-    assert_eq!(m.case_sensitive.unwrap().value, false);
+    assert!(!m.case_sensitive.unwrap().value);
     let names: Vec<&str> = m.headers.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["x-debug", "x-present", "x-version", ":method", ":authority", ":scheme"]);
+    assert_eq!(
+        names,
+        [
+            "x-debug",
+            "x-present",
+            "x-version",
+            ":method",
+            ":authority",
+            ":scheme"
+        ]
+    );
     let debug = &m.headers[0];
     assert!(debug.invert_match && debug.treat_missing_header_as_empty);
-    assert_eq!(m.headers[1].header_match_specifier, Some(HeaderMatchSpecifier::PresentMatch(true)));
+    assert_eq!(
+        m.headers[1].header_match_specifier,
+        Some(HeaderMatchSpecifier::PresentMatch(true))
+    );
     match &m.headers[2].header_match_specifier {
         Some(HeaderMatchSpecifier::StringMatch(s)) => match &s.match_pattern {
             Some(MatchPattern::SafeRegex(re)) => assert_eq!(re.regex, "v[0-9]+"),
@@ -80,14 +97,31 @@ fn match_fields() {
     let q: Vec<(&str, bool)> = m
         .query_parameters
         .iter()
-        .map(|q| (q.name.as_str(), matches!(q.query_parameter_match_specifier, Some(QueryParameterMatchSpecifier::PresentMatch(true)))))
+        .map(|q| {
+            (
+                q.name.as_str(),
+                matches!(
+                    q.query_parameter_match_specifier,
+                    Some(QueryParameterMatchSpecifier::PresentMatch(true))
+                ),
+            )
+        })
         .collect();
     assert_eq!(q, [("any", true), ("user", false)]);
-    assert_eq!(r.decorator.as_ref().unwrap().operation, "ratings.default.svc.cluster.local:9080/api*");
+    assert_eq!(
+        r.decorator.as_ref().unwrap().operation,
+        "ratings.default.svc.cluster.local:9080/api*"
+    );
 
     let exact = routes[1].r#match.as_ref().unwrap();
-    assert_eq!(exact.path_specifier, Some(PathSpecifier::Path("/health".into())));
-    assert_eq!(routes[1].decorator.as_ref().unwrap().operation, "ratings.default.svc.cluster.local:9080/health");
+    assert_eq!(
+        exact.path_specifier,
+        Some(PathSpecifier::Path("/health".into()))
+    );
+    assert_eq!(
+        routes[1].decorator.as_ref().unwrap().operation,
+        "ratings.default.svc.cluster.local:9080/health"
+    );
 }
 
 #[test]
@@ -98,9 +132,15 @@ fn source_labels_and_namespace_select_proxies() {
     let routes = ratings_routes(&http);
     // Only the third rule applies to productpage in default; the catch-all default is not added.
     assert_eq!(routes.len(), 1);
-    assert_eq!(routes[0].r#match.as_ref().unwrap().path_specifier, Some(PathSpecifier::Prefix("/pp".into())));
+    assert_eq!(
+        routes[0].r#match.as_ref().unwrap().path_specifier,
+        Some(PathSpecifier::Prefix("/pp".into()))
+    );
     // When no rule applies, the service keeps its default route.
-    let none = ratings_routes_for(&format!("  - match:\n    - sourceLabels: {{app: reviews}}\n{TO_RATINGS}"), &[("app", "x")]);
+    let none = ratings_routes_for(
+        &format!("  - match:\n    - sourceLabels: {{app: reviews}}\n{TO_RATINGS}"),
+        &[("app", "x")],
+    );
     assert_eq!(none[0].name, "default");
 }
 
@@ -141,7 +181,9 @@ fn rewrite_timeout_and_headers() {
     assert_eq!(a.prefix_rewrite, "/new");
     assert_eq!(
         a.host_rewrite_specifier,
-        Some(route_action::HostRewriteSpecifier::HostRewriteLiteral("ratings.internal".into()))
+        Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(
+            "ratings.internal".into()
+        ))
     );
     assert_eq!(a.timeout.unwrap().seconds, 2);
     assert_eq!(a.timeout.unwrap().nanos, 500_000_000);
@@ -159,7 +201,10 @@ fn rewrite_timeout_and_headers() {
         ]
     );
     assert_eq!(r.request_headers_to_remove, ["x-drop"]);
-    assert_eq!(r.response_headers_to_add[0].header.as_ref().unwrap().key, "x-resp");
+    assert_eq!(
+        r.response_headers_to_add[0].header.as_ref().unwrap().key,
+        "x-resp"
+    );
     assert_eq!(r.response_headers_to_remove, ["server"]);
     let rr = action(&routes[1]).regex_rewrite.as_ref().unwrap();
     assert_eq!(rr.pattern.as_ref().unwrap().regex, "^/re/(.*)$");
@@ -186,16 +231,32 @@ fn redirect_and_direct_response() {
         Some(route::Action::Redirect(r)) => {
             assert_eq!(r.host_redirect, "new.example.com");
             assert_eq!(r.port_redirect, 8443);
-            assert_eq!(r.response_code, redirect_action::RedirectResponseCode::PermanentRedirect as i32);
-            assert_eq!(r.path_rewrite_specifier, Some(redirect_action::PathRewriteSpecifier::PathRedirect("/new".into())));
-            assert_eq!(r.scheme_rewrite_specifier, Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect("https".into())));
+            assert_eq!(
+                r.response_code,
+                redirect_action::RedirectResponseCode::PermanentRedirect as i32
+            );
+            assert_eq!(
+                r.path_rewrite_specifier,
+                Some(redirect_action::PathRewriteSpecifier::PathRedirect(
+                    "/new".into()
+                ))
+            );
+            assert_eq!(
+                r.scheme_rewrite_specifier,
+                Some(redirect_action::SchemeRewriteSpecifier::SchemeRedirect(
+                    "https".into()
+                ))
+            );
         }
         other => panic!("{other:?}"),
     }
     match &routes[1].action {
         Some(route::Action::Redirect(r)) => {
             assert_eq!(r.port_redirect, 9080);
-            assert_eq!(r.response_code, redirect_action::RedirectResponseCode::MovedPermanently as i32);
+            assert_eq!(
+                r.response_code,
+                redirect_action::RedirectResponseCode::MovedPermanently as i32
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -204,7 +265,9 @@ fn redirect_and_direct_response() {
             assert_eq!(d.status, 418);
             assert_eq!(
                 d.body.as_ref().unwrap().specifier,
-                Some(data_source::Specifier::InlineString("short and stout".into()))
+                Some(data_source::Specifier::InlineString(
+                    "short and stout".into()
+                ))
             );
         }
         other => panic!("{other:?}"),
@@ -240,16 +303,28 @@ fn retries() {
     let rp = action(&routes[0]).retry_policy.clone().unwrap();
     assert_eq!(rp.num_retries.unwrap().value, 4);
     assert_eq!(rp.per_try_timeout.unwrap().seconds, 1);
-    assert_eq!(rp.retry_on, "gateway-error,connect-failure,retriable-status-codes");
+    assert_eq!(
+        rp.retry_on,
+        "gateway-error,connect-failure,retriable-status-codes"
+    );
     assert_eq!(rp.retriable_status_codes, [503]);
-    assert_eq!(rp.retry_priority.as_ref().unwrap().name, "envoy.retry_priorities.previous_priorities");
-    assert_eq!(rp.retry_back_off.unwrap().base_interval.unwrap().nanos, 50_000_000);
+    assert_eq!(
+        rp.retry_priority.as_ref().unwrap().name,
+        "envoy.retry_priorities.previous_priorities"
+    );
+    assert_eq!(
+        rp.retry_back_off.unwrap().base_interval.unwrap().nanos,
+        50_000_000
+    );
     assert_eq!(rp.host_selection_retry_max_attempts, 5);
     assert!(action(&routes[1]).retry_policy.is_none());
     let c = action(&routes[2]).retry_policy.clone().unwrap();
     assert!(c.retry_host_predicate.is_empty());
     // retryOn unset keeps the default conditions.
-    assert_eq!(c.retry_on, "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes");
+    assert_eq!(
+        c.retry_on,
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    );
 }
 
 #[test]
@@ -284,33 +359,71 @@ fn fault_mirror_and_cors() {
     let r = &routes[0];
     let fault: HttpFault = unpack(&r.typed_per_filter_config["envoy.filters.http.fault"]);
     let d = fault.delay.unwrap();
-    assert_eq!(d.fault_delay_secifier, Some(fault_delay::FaultDelaySecifier::FixedDelay(super::super::util::seconds(7))));
+    assert_eq!(
+        d.fault_delay_secifier,
+        Some(fault_delay::FaultDelaySecifier::FixedDelay(
+            super::super::util::seconds(7)
+        ))
+    );
     let pct = d.percentage.unwrap();
-    assert_eq!((pct.numerator, pct.denominator), (125_000, DenominatorType::Million as i32));
+    assert_eq!(
+        (pct.numerator, pct.denominator),
+        (125_000, DenominatorType::Million as i32)
+    );
     let abort = fault.abort.unwrap();
-    assert_eq!(abort.error_type, Some(fault_abort::ErrorType::HttpStatus(503)));
+    assert_eq!(
+        abort.error_type,
+        Some(fault_abort::ErrorType::HttpStatus(503))
+    );
     assert_eq!(abort.percentage.unwrap().numerator, 1_000_000);
     let m = &action(r).request_mirror_policies[0];
-    assert_eq!(m.cluster, "outbound|9080||details.default.svc.cluster.local");
-    assert_eq!(m.runtime_fraction.as_ref().unwrap().default_value.unwrap().numerator, 250_000);
-    assert_eq!(m.trace_sampled.unwrap().value, false);
+    assert_eq!(
+        m.cluster,
+        "outbound|9080||details.default.svc.cluster.local"
+    );
+    assert_eq!(
+        m.runtime_fraction
+            .as_ref()
+            .unwrap()
+            .default_value
+            .unwrap()
+            .numerator,
+        250_000
+    );
+    assert!(!m.trace_sampled.unwrap().value);
     let cors: CorsPolicy = unpack(&r.typed_per_filter_config["envoy.filters.http.cors"]);
     assert_eq!(cors.allow_origin_string_match.len(), 2);
     assert_eq!(cors.allow_methods, "GET,POST");
     assert_eq!(cors.allow_headers, "x-a");
     assert_eq!(cors.expose_headers, "x-b");
     assert_eq!(cors.max_age, "86400");
-    assert_eq!(cors.allow_credentials.unwrap().value, true);
-    assert_eq!(cors.forward_not_matching_preflights.unwrap().value, false);
-    assert_eq!(cors.filter_enabled.unwrap().default_value.unwrap().numerator, 100);
+    assert!(cors.allow_credentials.unwrap().value);
+    assert!(!cors.forward_not_matching_preflights.unwrap().value);
+    assert_eq!(
+        cors.filter_enabled
+            .unwrap()
+            .default_value
+            .unwrap()
+            .numerator,
+        100
+    );
 
     let g = &routes[1];
     let fault: HttpFault = unpack(&g.typed_per_filter_config["envoy.filters.http.fault"]);
-    assert_eq!(fault.abort.unwrap().error_type, Some(fault_abort::ErrorType::GrpcStatus(14)));
+    assert_eq!(
+        fault.abort.unwrap().error_type,
+        Some(fault_abort::ErrorType::GrpcStatus(14))
+    );
     let m = &action(g).request_mirror_policies[0];
-    assert_eq!(m.cluster, "outbound|9080|v1|details.default.svc.cluster.local");
+    assert_eq!(
+        m.cluster,
+        "outbound|9080|v1|details.default.svc.cluster.local"
+    );
     let f = m.runtime_fraction.as_ref().unwrap().default_value.unwrap();
-    assert_eq!((f.numerator, f.denominator), (100, DenominatorType::Hundred as i32));
+    assert_eq!(
+        (f.numerator, f.denominator),
+        (100, DenominatorType::Hundred as i32)
+    );
 }
 
 #[test]
@@ -330,8 +443,22 @@ fn weighted_destinations_carry_their_headers_and_skip_zero_weights() {
     match &action(&routes[0]).cluster_specifier {
         Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
             assert_eq!(w.clusters.len(), 2);
-            assert_eq!(w.clusters[0].request_headers_to_add[0].header.as_ref().unwrap().value, "one");
-            assert_eq!(w.clusters[0].response_headers_to_add[0].header.as_ref().unwrap().key, "x-r");
+            assert_eq!(
+                w.clusters[0].request_headers_to_add[0]
+                    .header
+                    .as_ref()
+                    .unwrap()
+                    .value,
+                "one"
+            );
+            assert_eq!(
+                w.clusters[0].response_headers_to_add[0]
+                    .header
+                    .as_ref()
+                    .unwrap()
+                    .key,
+                "x-r"
+            );
         }
         other => panic!("{other:?}"),
     }
