@@ -323,8 +323,7 @@ fn tcp_destinations(
                 .and_then(|p| p.number)
                 .map(|n| n as u16)
                 .or_else(|| {
-                    push.registry()
-                        .service(&host)
+                    push.service(&host)
                         .filter(|s| s.ports.len() == 1)
                         .map(|s| s.ports[0].port)
                 })

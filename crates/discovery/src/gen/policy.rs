@@ -127,27 +127,26 @@ pub fn default_circuit_breakers() -> CircuitBreakers {
     }
 }
 
-/// Upstream HTTP protocol choice for a port: HTTP/2 for HTTP2/gRPC ports, the
+/// Upstream HTTP protocol choice for a port: HTTP/2 for HTTP2/gRPC ports and for HTTP
+/// ports upgraded by `h2UpgradePolicy` (the DestinationRule's, else the mesh's), the
 /// downstream's protocol for sniffed ports, HTTP/1.1 otherwise.
 pub fn protocol_options(
     protocol: Protocol,
     pool: Option<&ConnectionPoolSettings>,
+    mesh_upgrade: bool,
 ) -> HttpProtocolOptions {
-    let upgrade = pool
-        .and_then(|p| p.http.as_ref())
-        .and_then(|h| h.h2_upgrade_policy);
-    let use_client = pool
-        .and_then(|p| p.http.as_ref())
-        .and_then(|h| h.use_client_protocol)
-        == Some(true);
-    let http2 = match upgrade {
+    let http = pool.and_then(|p| p.http.as_ref());
+    let use_client = http.and_then(|h| h.use_client_protocol) == Some(true);
+    let upgrade = match http.and_then(|h| h.h2_upgrade_policy) {
         Some(H2UpgradePolicy::Upgrade) => true,
         Some(H2UpgradePolicy::DoNotUpgrade) => false,
-        _ => matches!(
+        _ => mesh_upgrade && protocol.is_http(),
+    };
+    let http2 = upgrade
+        || matches!(
             protocol,
             Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
-        ),
-    };
+        );
     let upstream = if use_client || (protocol == Protocol::Unsupported && !http2) {
         UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
             http_protocol_options: Some(Http1ProtocolOptions::default()),

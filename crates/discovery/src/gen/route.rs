@@ -65,7 +65,7 @@ impl RouteCtx<'_> {
         let host = self
             .push
             .qualify(d.host.as_deref().unwrap_or(""), namespace);
-        let svc = self.push.registry().service(&host);
+        let svc = self.push.service(&host);
         let port = d
             .port
             .as_ref()
