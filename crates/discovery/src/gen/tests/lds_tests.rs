@@ -240,3 +240,90 @@ fn access_logs_follow_mesh_config() {
     assert_eq!(s.fields.len(), 24);
     assert!(s.fields.contains_key("upstream_transport_failure_reason"));
 }
+
+#[test]
+fn sidecar_tcp_and_tls_routes_from_virtual_services() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db]
+  tcp:
+  - match:
+    - port: 5432
+      sourceLabels: {app: productpage}
+    route:
+    - destination: {host: db, subset: primary}
+      weight: 80
+    - destination: {host: db, subset: replica}
+      weight: 20
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure, a.secure.example.com]
+  tls:
+  - match:
+    - sniHosts: [a.secure.example.com]
+    route:
+    - destination: {host: details, port: {number: 9080}}
+"#;
+    let push = bookinfo()
+        .service(
+            "default",
+            "db",
+            Some("10.96.2.1"),
+            &[("tcp-pg", 5432, 5432)],
+            &[("app", "db")],
+        )
+        .service(
+            "default",
+            "secure",
+            Some("10.96.2.2"),
+            &[("https", 443, 8443)],
+            &[("app", "secure")],
+        )
+        .config(yaml)
+        .push();
+    let p = productpage();
+    let db = listener(&push, &p, "10.96.2.1_5432");
+    let tcp = super::tcp_of(&db.filter_chains[0].filters[0]);
+    assert!(format!("{:?}", tcp.cluster_specifier)
+        .contains("outbound|5432|replica|db.default.svc.cluster.local"));
+    // Other clients do not match the source labels: straight to the service.
+    let other = sidecar(
+        "reviews-v1-1",
+        "default",
+        "10.244.0.11",
+        &[("app", "reviews")],
+    );
+    let db = listener(&push, &other, "10.96.2.1_5432");
+    assert_eq!(
+        tcp_cluster(&db.filter_chains[0].filters[0]),
+        "outbound|5432||db.default.svc.cluster.local"
+    );
+
+    let l = listener(&push, &p, "10.96.2.2_443");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    assert_eq!(
+        l.filter_chains[0]
+            .filter_chain_match
+            .as_ref()
+            .unwrap()
+            .server_names,
+        ["a.secure.example.com"]
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[0].filters[0]),
+        "outbound|9080||details.default.svc.cluster.local"
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[1].filters[0]),
+        "outbound|443||secure.default.svc.cluster.local"
+    );
+}
