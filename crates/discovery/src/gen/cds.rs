@@ -21,7 +21,7 @@ use super::util::{
     transport_socket,
 };
 use crate::proxy::Proxy;
-use crate::push_context::{DrConfig, PushContext, SidecarScope};
+use crate::push_context::{labels_subset, DrConfig, PushContext, SidecarScope};
 
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
@@ -113,13 +113,16 @@ fn dns_load_assignment(
     plan: &ClusterPlan<'_>,
     single: bool,
 ) -> ClusterLoadAssignment {
-    let mut eps: Vec<(String, u32)> = push
+    let all = push
         .registry()
-        .endpoints(&plan.service.hostname, plan.port.port)
+        .endpoints(&plan.service.hostname, plan.port.port);
+    let mut eps: Vec<(String, u32)> = all
         .iter()
+        .filter(|e| labels_subset(&plan.subset_labels, &e.labels))
         .map(|e| (e.address.clone(), u32::from(e.port)))
         .collect();
-    if eps.is_empty() {
+    // LOGICAL_DNS needs exactly one endpoint, so an empty subset resolves the host too.
+    if all.is_empty() || (single && eps.is_empty()) {
         let port = plan.port.target_port.unwrap_or(plan.port.port);
         eps.push((plan.service.hostname.clone(), u32::from(port)));
     }
