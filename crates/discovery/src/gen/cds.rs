@@ -11,7 +11,11 @@ use envoy_types::pb::envoy::config::core::v3::{address, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
+<<<<<<< HEAD
 use ironmesh_config::mesh::mesh_config::InboundTrafficPolicyMode;
+=======
+use ironmesh_config::mesh::mesh_config::{H2UpgradePolicy, InboundTrafficPolicyMode};
+>>>>>>> helper-g
 use ironmesh_registry::{Protocol, Resolution, Service, ServicePort};
 
 use super::policy::{self, Policy};
@@ -21,7 +25,7 @@ use super::util::{
     transport_socket,
 };
 use crate::proxy::Proxy;
-use crate::push_context::{DrConfig, PushContext, SidecarScope};
+use crate::push_context::{labels_subset, DrConfig, PushContext, SidecarScope};
 
 pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
@@ -113,13 +117,20 @@ fn dns_load_assignment(
     plan: &ClusterPlan<'_>,
     single: bool,
 ) -> ClusterLoadAssignment {
+<<<<<<< HEAD
     let mut eps: Vec<(String, u32)> = push
+=======
+    let all = push
+>>>>>>> helper-g
         .registry()
-        .endpoints(&plan.service.hostname, plan.port.port)
+        .endpoints(&plan.service.hostname, plan.port.port);
+    let mut eps: Vec<(String, u32)> = all
         .iter()
+        .filter(|e| labels_subset(&plan.subset_labels, &e.labels))
         .map(|e| (e.address.clone(), u32::from(e.port)))
         .collect();
-    if eps.is_empty() {
+    // LOGICAL_DNS needs exactly one endpoint, so an empty subset resolves the host too.
+    if all.is_empty() || (single && eps.is_empty()) {
         let port = plan.port.target_port.unwrap_or(plan.port.port);
         eps.push((plan.service.hostname.clone(), u32::from(port)));
     }
@@ -208,7 +219,8 @@ pub fn build_outbound(push: &PushContext, proxy: &Proxy, plan: &ClusterPlan<'_>)
     }
 
     let pool = plan.policy.connection_pool.as_ref();
-    let mut opts = policy::protocol_options(plan.port.protocol, pool);
+    let mesh_upgrade = mesh.h2_upgrade_policy() == H2UpgradePolicy::Upgrade;
+    let mut opts = policy::protocol_options(plan.port.protocol, pool, mesh_upgrade);
     policy::apply_connection_pool(&mut c, &mut opts, pool);
     policy::apply_outlier_detection(&mut c, plan.policy.outlier_detection.as_ref());
     let default_lb = if grpc {
@@ -225,10 +237,21 @@ pub fn build_outbound(push: &PushContext, proxy: &Proxy, plan: &ClusterPlan<'_>)
             plan.port.protocol,
             Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
         );
+<<<<<<< HEAD
         let sni_default =
             (!plan.service.hostname.starts_with('*')).then_some(plan.service.hostname.as_str());
         if let Some(ctx) = upstream_tls(tls, sni_default, h2) {
+=======
+        if let Some(ctx) = upstream_tls(tls, h2) {
+>>>>>>> helper-g
             c.transport_socket = Some(transport_socket(TLS_TRANSPORT_SOCKET, &ctx));
+            // Without an explicit SNI (or SANs) Envoy takes them from the request's host,
+            // as Istio configures it.
+            let auto_sni = ctx.sni.is_empty();
+            let auto_san = auto_sni
+                && tls.subject_alt_names.is_empty()
+                && tls.insecure_skip_verify != Some(true);
+            policy::set_auto_sni(&mut opts, auto_sni, auto_san);
         }
     }
     if !grpc && policy::needs_protocol_options(plan.port.protocol, &opts) {
@@ -264,7 +287,11 @@ pub fn passthrough(push: &PushContext) -> Cluster {
     let mut c = original_dst(PASSTHROUGH_CLUSTER, push);
     policy::set_protocol_options(
         &mut c,
+<<<<<<< HEAD
         &policy::protocol_options(Protocol::Unsupported, None),
+=======
+        &policy::protocol_options(Protocol::Unsupported, None, false),
+>>>>>>> helper-g
     );
     c
 }
@@ -275,7 +302,11 @@ pub fn inbound_passthrough(push: &PushContext) -> Cluster {
     bind_inbound_source(&mut c);
     policy::set_protocol_options(
         &mut c,
+<<<<<<< HEAD
         &policy::protocol_options(Protocol::Unsupported, None),
+=======
+        &policy::protocol_options(Protocol::Unsupported, None, false),
+>>>>>>> helper-g
     );
     c
 }
@@ -338,7 +369,11 @@ pub fn inbound_clusters(push: &PushContext, proxy: &Proxy) -> Vec<Cluster> {
             ) {
                 policy::set_protocol_options(
                     &mut c,
+<<<<<<< HEAD
                     &policy::protocol_options(t.port.protocol, None),
+=======
+                    &policy::protocol_options(t.port.protocol, None, false),
+>>>>>>> helper-g
                 );
             }
             c

@@ -78,7 +78,6 @@ pub fn load_assignment(push: &PushContext, plan: &ClusterPlan<'_>) -> ClusterLoa
                     region: loc.region.clone(),
                     zone: loc.zone.clone(),
                     sub_zone: loc.subzone.clone(),
-                    ..Default::default()
                 }),
                 load_balancing_weight: Some(u32v(
                     eps.iter().map(|e| e.weight.max(1)).sum::<u32>().max(1),

@@ -173,7 +173,7 @@ pub fn sidecar_http_filters() -> Vec<HttpFilter> {
 /// Where an HTTP connection manager gets its routes.
 pub enum Routes {
     Rds(String),
-    Inline(RouteConfiguration),
+    Inline(Box<RouteConfiguration>),
 }
 
 /// An HTTP connection manager as Istio configures it for sidecars and gateways.
@@ -190,7 +190,7 @@ pub fn hcm(
                 config_source: Some(ads_config_source()),
                 route_config_name: name,
             }),
-            Routes::Inline(rc) => RouteSpecifier::RouteConfig(rc),
+            Routes::Inline(rc) => RouteSpecifier::RouteConfig(*rc),
         }),
         http_filters: filters,
         access_log: access_logs(mesh),

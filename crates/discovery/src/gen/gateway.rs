@@ -4,7 +4,7 @@
 //! termination per server (`https.<port>.<portName>.<gateway>.<namespace>`), SNI
 //! passthrough and TCP routes from the VirtualServices bound to the gateway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{
@@ -15,11 +15,10 @@ use envoy_types::pb::envoy::config::route::v3::{
     VirtualHost,
 };
 use ironmesh_config::networking::gateway::{Server, ServerTlsMode};
-use ironmesh_config::networking::virtual_service::RouteDestination;
 use ironmesh_registry::Protocol;
 
-use super::cds::outbound_name;
-use super::filters::{self, hcm, hcm_filter, tcp_proxy, tls_inspector, Routes};
+use super::filters::{self, hcm, hcm_filter, tls_inspector, Routes};
+use super::l4_route::{self, L4Ctx};
 use super::rds::{route_configuration, vhost};
 use super::route::{vs_routes, RouteCtx};
 use super::route_match::{is_catch_all, route_match};
@@ -27,7 +26,7 @@ use super::tls::{downstream_tls, TLS_TRANSPORT_SOCKET};
 use super::util::{boolv, socket_address, transport_socket};
 use crate::proxy::Proxy;
 use crate::push_context::host::{self, NsHost};
-use crate::push_context::{labels_subset, qualify_gateway, GatewayConfig, PushContext, VsConfig};
+use crate::push_context::{GatewayConfig, PushContext, VsConfig};
 
 /// One server of one Gateway.
 #[derive(Clone, Copy)]
@@ -305,6 +304,7 @@ fn gateway_hcm(push: &PushContext, stat_prefix: &str, route: String) -> Filter {
     hcm_filter(&h)
 }
 
+<<<<<<< HEAD
 /// A TCP proxy filter for weighted route destinations named in a VirtualService.
 fn tcp_destinations(
     push: &PushContext,
@@ -349,10 +349,19 @@ fn tcp_destinations(
     Some(tcp_proxy(&stat, &clusters, push.mesh()))
 }
 
+=======
+>>>>>>> helper-g
 /// The first TCP route of the VirtualServices bound to a server that applies to its port.
 fn tcp_route(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Option<Filter> {
     let key = s.gw.key();
+    let ctx = L4Ctx {
+        push,
+        proxy,
+        port: s.port(),
+        gateway: &key,
+    };
     let server_hosts = s.hosts();
+<<<<<<< HEAD
     for vs in push.virtual_services_for(&proxy.namespace, &key) {
         if common_hosts(&server_hosts, vs).is_empty() {
             continue;
@@ -375,15 +384,33 @@ fn tcp_route(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Option<Fil
         }
     }
     None
+=======
+    push.virtual_services_for(&proxy.namespace, &key)
+        .into_iter()
+        .filter(|vs| !common_hosts(&server_hosts, vs).is_empty())
+        .find_map(|vs| l4_route::tcp_route(&ctx, vs))
+>>>>>>> helper-g
 }
 
 /// SNI filter chains for a passthrough server: one per TLS route match.
 fn passthrough_chains(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Vec<FilterChain> {
     let key = s.gw.key();
+    let ctx = L4Ctx {
+        push,
+        proxy,
+        port: s.port(),
+        gateway: &key,
+    };
     let server_hosts = s.hosts();
+    let allowed = |h: &str| {
+        server_hosts
+            .iter()
+            .any(|sh| host::intersect(&sh.host, h).is_some())
+    };
+    let mut used = HashSet::new();
     let mut out = Vec::new();
-    let mut used = std::collections::HashSet::new();
     for vs in push.virtual_services_for(&proxy.namespace, &key) {
+<<<<<<< HEAD
         if common_hosts(&server_hosts, vs).is_empty() {
             continue;
         }
@@ -422,6 +449,10 @@ fn passthrough_chains(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> V
                     });
                 }
             }
+=======
+        if !common_hosts(&server_hosts, vs).is_empty() {
+            out.extend(l4_route::tls_chains(&ctx, vs, &allowed, &mut used));
+>>>>>>> helper-g
         }
     }
     out

@@ -27,7 +27,7 @@ fn inbound_hcm(
 ) -> FilterChain {
     let h = hcm(
         stat_prefix,
-        Routes::Inline(inbound_route_config(cluster, vhost, operation)),
+        Routes::Inline(Box::new(inbound_route_config(cluster, vhost, operation))),
         filters::sidecar_http_filters(),
         push.mesh(),
     );

@@ -5,15 +5,18 @@
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
 use ironmesh_config::mesh::mesh_config::OutboundTrafficPolicyMode;
-use ironmesh_registry::{Service, ServicePort};
+use std::collections::HashSet;
+
+use ironmesh_registry::{Protocol, Service, ServicePort};
 
 use super::cds::{outbound_name, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 use super::filters::{self, hcm, hcm_filter, http_inspector, tcp_proxy, tls_inspector, Routes};
 use super::inbound::virtual_inbound;
+use super::l4_route::{self, L4Ctx};
 use super::rds::OutboundPorts;
 use super::util::{boolv, duration, socket_address, u32v};
 use crate::proxy::Proxy;
-use crate::push_context::PushContext;
+use crate::push_context::{PushContext, SidecarScope, VsConfig, MESH_GATEWAY};
 
 pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 pub const PASSTHROUGH_CHAIN: &str = "PassthroughFilterChain";
@@ -161,19 +164,57 @@ fn sniffed_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Optio
     Some(outbound_listener(push, name, &vip, p.port, true, chains))
 }
 
+<<<<<<< HEAD
 /// `<vip>_<port>` (or `0.0.0.0_<port>` without a VIP) straight to the service's cluster.
 fn tcp_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Listener {
+=======
+/// `<vip>_<port>` (or `0.0.0.0_<port>` without a VIP) to the service's cluster, or
+/// where its VirtualService's `tls` (by SNI) or `tcp` routes send it.
+fn tcp_listener(
+    push: &PushContext,
+    proxy: &Proxy,
+    vss: &[&VsConfig],
+    svc: &Service,
+    p: &ServicePort,
+) -> Listener {
+    let mesh = push.mesh();
+>>>>>>> helper-g
     let ip = svc
         .vip
         .map(|v| v.to_string())
         .unwrap_or_else(|| "0.0.0.0".into());
     let cluster = outbound_name(p.port, "", &svc.hostname);
+<<<<<<< HEAD
     let chains = vec![chain(
         &cluster,
         None,
         vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], push.mesh())],
     )];
     outbound_listener(push, format!("{ip}_{}", p.port), &ip, p.port, false, chains)
+=======
+    let ctx = L4Ctx {
+        push,
+        proxy,
+        port: p.port,
+        gateway: MESH_GATEWAY,
+    };
+    let vs = SidecarScope::virtual_service_for(vss, &svc.hostname);
+    let mut chains = Vec::new();
+    let tls = matches!(p.protocol, Protocol::Tls | Protocol::Https);
+    if let Some(vs) = vs.filter(|_| tls) {
+        chains = l4_route::tls_chains(&ctx, vs, &|_| true, &mut HashSet::new());
+    }
+    let default = vs
+        .and_then(|vs| l4_route::tcp_route(&ctx, vs))
+        .unwrap_or_else(|| tcp_proxy(&cluster, &[(cluster.clone(), 1)], mesh));
+    chains.push(chain(&cluster, None, vec![default]));
+    let sni = chains.len() > 1;
+    let mut l = outbound_listener(push, format!("{ip}_{}", p.port), &ip, p.port, false, chains);
+    if sni {
+        l.listener_filters = vec![tls_inspector()];
+    }
+    l
+>>>>>>> helper-g
 }
 
 /// All listeners of a sidecar, sorted by name. When two services want the same
@@ -189,7 +230,17 @@ pub fn generate(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
             .iter()
             .filter_map(|(s, p)| sniffed_listener(push, s, p)),
     );
+<<<<<<< HEAD
     out.extend(ports.tcp.iter().map(|(s, p)| tcp_listener(push, s, p)));
+=======
+    let vss = scope.mesh_virtual_services();
+    out.extend(
+        ports
+            .tcp
+            .iter()
+            .map(|(s, p)| tcp_listener(push, proxy, &vss, s, p)),
+    );
+>>>>>>> helper-g
     out.push(virtual_inbound(push, proxy));
     let mut seen = std::collections::HashSet::new();
     out.retain(|l| seen.insert(l.name.clone()));

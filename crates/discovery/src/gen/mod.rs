@@ -7,6 +7,7 @@ pub mod filters;
 pub mod gateway;
 pub mod grpc;
 pub mod inbound;
+pub mod l4_route;
 pub mod lds;
 pub mod policy;
 pub mod rds;

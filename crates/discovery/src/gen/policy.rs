@@ -127,11 +127,13 @@ pub fn default_circuit_breakers() -> CircuitBreakers {
     }
 }
 
-/// Upstream HTTP protocol choice for a port: HTTP/2 for HTTP2/gRPC ports, the
+/// Upstream HTTP protocol choice for a port: HTTP/2 for HTTP2/gRPC ports and for HTTP
+/// ports upgraded by `h2UpgradePolicy` (the DestinationRule's, else the mesh's), the
 /// downstream's protocol for sniffed ports, HTTP/1.1 otherwise.
 pub fn protocol_options(
     protocol: Protocol,
     pool: Option<&ConnectionPoolSettings>,
+<<<<<<< HEAD
 ) -> HttpProtocolOptions {
     let upgrade = pool
         .and_then(|p| p.http.as_ref())
@@ -147,7 +149,22 @@ pub fn protocol_options(
             protocol,
             Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
         ),
+=======
+    mesh_upgrade: bool,
+) -> HttpProtocolOptions {
+    let http = pool.and_then(|p| p.http.as_ref());
+    let use_client = http.and_then(|h| h.use_client_protocol) == Some(true);
+    let upgrade = match http.and_then(|h| h.h2_upgrade_policy) {
+        Some(H2UpgradePolicy::Upgrade) => true,
+        Some(H2UpgradePolicy::DoNotUpgrade) => false,
+        _ => mesh_upgrade && protocol.is_http(),
+>>>>>>> helper-g
     };
+    let http2 = upgrade
+        || matches!(
+            protocol,
+            Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+        );
     let upstream = if use_client || (protocol == Protocol::Unsupported && !http2) {
         UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
             http_protocol_options: Some(Http1ProtocolOptions::default()),
@@ -355,7 +372,6 @@ pub fn apply_load_balancer(
             cluster::LbPolicy::RoundRobin => Some(cluster::LbConfig::RoundRobinLbConfig(
                 cluster::RoundRobinLbConfig {
                     slow_start_config: Some(ss),
-                    ..Default::default()
                 },
             )),
             cluster::LbPolicy::LeastRequest => Some(cluster::LbConfig::LeastRequestLbConfig(

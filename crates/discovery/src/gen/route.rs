@@ -65,7 +65,11 @@ impl RouteCtx<'_> {
         let host = self
             .push
             .qualify(d.host.as_deref().unwrap_or(""), namespace);
+<<<<<<< HEAD
         let svc = self.push.registry().service(&host);
+=======
+        let svc = self.push.service(&host);
+>>>>>>> helper-g
         let port = d
             .port
             .as_ref()
@@ -180,6 +184,9 @@ impl RouteCtx<'_> {
         Some(out)
     }
 
+    /// The route timeout (0: none). Envoy also honours `grpc-timeout` up to the same
+    /// bound; Istio expresses that with the deprecated `max_grpc_timeout`, ironmesh with
+    /// its replacement. Proxyless gRPC reads only `max_stream_duration`.
     fn set_timeout(&self, action: &mut RouteAction, timeout: Option<std::time::Duration>) {
         let t = timeout.map(duration).unwrap_or_else(zero_duration);
         if self.grpc() {
@@ -189,10 +196,10 @@ impl RouteCtx<'_> {
             });
         } else {
             action.timeout = Some(t);
-            #[allow(deprecated)]
-            {
-                action.max_grpc_timeout = Some(t);
-            }
+            action.max_stream_duration = Some(route_action::MaxStreamDuration {
+                grpc_timeout_header_max: Some(t),
+                ..Default::default()
+            });
         }
     }
 }

@@ -252,7 +252,6 @@ pub fn fault(f: &HttpFaultInjection) -> Option<HttpFault> {
                 fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(
                     fixed.as_std(),
                 ))),
-                ..Default::default()
             });
         }
     }

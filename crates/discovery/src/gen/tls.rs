@@ -64,13 +64,17 @@ fn san_matchers(sans: &[String]) -> Vec<SubjectAltNameMatcher> {
 }
 
 /// The upstream TLS context for a DestinationRule `tls` block, or `None` when the proxy
-/// should send plaintext. `sni_default` is used when `sni` is unset; `h2` advertises
+/// should send plaintext. `h2` advertises
 /// HTTP/2 by ALPN.
+<<<<<<< HEAD
 pub fn upstream_tls(
     tls: &ClientTlsSettings,
     sni_default: Option<&str>,
     h2: bool,
 ) -> Option<UpstreamTlsContext> {
+=======
+pub fn upstream_tls(tls: &ClientTlsSettings, h2: bool) -> Option<UpstreamTlsContext> {
+>>>>>>> helper-g
     let mode = tls.mode.unwrap_or(ClientTlsMode::Disable);
     let mutual = match mode {
         ClientTlsMode::Disable => return None,
@@ -128,12 +132,7 @@ pub fn upstream_tls(
     }
     Some(UpstreamTlsContext {
         common_tls_context: Some(common),
-        sni: tls
-            .sni
-            .clone()
-            .filter(|s| !s.is_empty())
-            .or_else(|| sni_default.map(str::to_string))
-            .unwrap_or_default(),
+        sni: tls.sni.clone().unwrap_or_default(),
         ..Default::default()
     })
 }

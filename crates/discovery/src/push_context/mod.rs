@@ -10,7 +10,7 @@
 pub mod host;
 mod scope;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ironmesh_config::mesh::mesh_config::OutboundTrafficPolicyMode;
@@ -153,6 +153,8 @@ pub struct PushContext {
     destination_rules: Vec<DrConfig>,
     gateways: Vec<GatewayConfig>,
     sidecars: Vec<SidecarConfig>,
+    /// host name → index of its first service in the registry.
+    services_by_host: HashMap<String, usize>,
 }
 
 impl PushContext {
@@ -197,7 +199,12 @@ impl PushContext {
                 _ => {}
             }
         }
+        let mut services_by_host = HashMap::new();
+        for (i, s) in snapshot.services.services.iter().enumerate() {
+            services_by_host.entry(s.hostname.clone()).or_insert(i);
+        }
         PushContext {
+            services_by_host,
             snapshot,
             domain: domain.to_string(),
             mesh,
@@ -219,6 +226,13 @@ impl PushContext {
 
     pub fn registry(&self) -> &ServiceRegistry {
         &self.snapshot.services
+    }
+
+    /// The registry's service for a host name (indexed).
+    pub fn service(&self, hostname: &str) -> Option<&Arc<Service>> {
+        self.services_by_host
+            .get(hostname)
+            .map(|i| &self.snapshot.services.services[*i])
     }
 
     pub fn domain(&self) -> &str {
@@ -293,7 +307,7 @@ impl PushContext {
     /// within a namespace the most specific host wins.
     pub fn destination_rule(&self, proxy: &Proxy, hostname: &str) -> Option<&DrConfig> {
         let mut order = vec![proxy.namespace.as_str()];
-        if let Some(svc) = self.registry().service(hostname) {
+        if let Some(svc) = self.service(hostname) {
             order.push(svc.namespace.as_str());
         }
         order.push(self.mesh.root_namespace());

@@ -324,7 +324,15 @@ spec:
         unpack(&a)
     };
     let simple = tls("outbound|9080||ratings.default.svc.cluster.local");
-    assert_eq!(simple.sni, "ratings.default.svc.cluster.local");
+    // No SNI set: Envoy takes it from the Host header (auto SNI), SANs are given.
+    assert_eq!(simple.sni, "");
+    let opts = protocol_options(&cluster(
+        &push,
+        &p,
+        "outbound|9080||ratings.default.svc.cluster.local",
+    ));
+    let up = opts.upstream_http_protocol_options.unwrap();
+    assert!(up.auto_sni && !up.auto_san_validation);
     let common = simple.common_tls_context.unwrap();
     assert!(common.tls_certificates.is_empty());
     match common.validation_context_type {
@@ -449,4 +457,41 @@ fn gateways_get_outbound_clusters_and_blackhole_only() {
     assert!(!names
         .iter()
         .any(|n| n.starts_with("inbound|") || n == "PassthroughCluster"));
+<<<<<<< HEAD
+=======
+}
+
+#[test]
+fn h2_upgrade_policy_from_mesh_and_destination_rule() {
+    let dr = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: details, namespace: default}
+spec:
+  host: details
+  trafficPolicy:
+    connectionPool:
+      http: {h2UpgradePolicy: DO_NOT_UPGRADE}
+"#;
+    let push = bookinfo()
+        .config(dr)
+        .mesh("h2UpgradePolicy: UPGRADE")
+        .push();
+    let p = productpage();
+    let h2 = |name: &str| {
+        let c = cluster(&push, &p, name);
+        if c.typed_extension_protocol_options.is_empty() {
+            return false;
+        }
+        matches!(
+            protocol_options(&c).upstream_protocol_options,
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(e))
+                if matches!(e.protocol_config, Some(ProtocolConfig::Http2ProtocolOptions(_)))
+        )
+    };
+    assert!(h2("outbound|9080||reviews.default.svc.cluster.local"));
+    assert!(!h2("outbound|9080||details.default.svc.cluster.local"));
+    // TCP ports are never upgraded.
+    assert!(!h2("outbound|53||kube-dns.kube-system.svc.cluster.local"));
+>>>>>>> helper-g
 }

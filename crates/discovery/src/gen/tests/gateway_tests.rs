@@ -31,7 +31,7 @@ fn server_port_80_listens_on_target_port_8080_like_the_seeds() {
     assert_eq!(address_text(l.address.as_ref().unwrap()), "0.0.0.0:8080");
     assert!(l.bind_to_port.is_none(), "gateways bind their ports");
     let h = hcm_of(&l.filter_chains[0].filters[0]);
-    assert_eq!(h.use_remote_address.unwrap().value, true);
+    assert!(h.use_remote_address.unwrap().value);
     match h.route_specifier {
         Some(RouteSpecifier::Rds(r)) => assert_eq!(r.route_config_name, "http.8080"),
         other => panic!("{other:?}"),
@@ -190,7 +190,7 @@ fn https_servers_terminate_tls_per_sni() {
         "kubernetes://bookinfo-cert"
     );
     assert_eq!(common.alpn_protocols, ["h2", "http/1.1"]);
-    assert_eq!(tls.require_client_certificate.unwrap().value, false);
+    assert!(!tls.require_client_certificate.unwrap().value);
 
     let Some(transport_socket::ConfigType::TypedConfig(a)) = &l.filter_chains[1]
         .transport_socket
@@ -201,7 +201,7 @@ fn https_servers_terminate_tls_per_sni() {
         panic!()
     };
     let mtls: DownstreamTlsContext = unpack(a);
-    assert_eq!(mtls.require_client_certificate.unwrap().value, true);
+    assert!(mtls.require_client_certificate.unwrap().value);
     match mtls.common_tls_context.unwrap().validation_context_type {
         Some(ValidationContextType::CombinedValidationContext(v)) => {
             assert_eq!(

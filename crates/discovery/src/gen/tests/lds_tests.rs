@@ -47,7 +47,7 @@ fn virtual_outbound_hands_off_by_original_destination() {
     let push = bookinfo().push();
     let l = listener(&push, &productpage(), "virtualOutbound");
     assert_eq!(address_text(l.address.as_ref().unwrap()), "0.0.0.0:15001");
-    assert_eq!(l.use_original_dst.unwrap().value, true);
+    assert!(l.use_original_dst.unwrap().value);
     let names: Vec<&str> = l.filter_chains.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -76,7 +76,7 @@ fn virtual_outbound_hands_off_by_original_destination() {
 fn http_port_listener_uses_rds_by_port() {
     let push = bookinfo().push();
     let l = listener(&push, &productpage(), "0.0.0.0_9080");
-    assert_eq!(l.bind_to_port.unwrap().value, false);
+    assert!(!l.bind_to_port.unwrap().value);
     assert_eq!(l.traffic_direction, TrafficDirection::Outbound as i32);
     let http = &l.filter_chains[0];
     let m = http.filter_chain_match.as_ref().unwrap();
@@ -97,8 +97,13 @@ fn http_port_listener_uses_rds_by_port() {
             "envoy.filters.http.router"
         ]
     );
+<<<<<<< HEAD
     assert_eq!(h.use_remote_address.unwrap().value, false);
     assert_eq!(h.generate_request_id.unwrap().value, true);
+=======
+    assert!(!h.use_remote_address.unwrap().value);
+    assert!(h.generate_request_id.unwrap().value);
+>>>>>>> helper-g
     assert!(h.tracing.is_none());
     assert!(h.access_log.is_empty());
     assert_eq!(
@@ -239,4 +244,91 @@ fn access_logs_follow_mesh_config() {
     };
     assert_eq!(s.fields.len(), 24);
     assert!(s.fields.contains_key("upstream_transport_failure_reason"));
+}
+
+#[test]
+fn sidecar_tcp_and_tls_routes_from_virtual_services() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db]
+  tcp:
+  - match:
+    - port: 5432
+      sourceLabels: {app: productpage}
+    route:
+    - destination: {host: db, subset: primary}
+      weight: 80
+    - destination: {host: db, subset: replica}
+      weight: 20
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure, a.secure.example.com]
+  tls:
+  - match:
+    - sniHosts: [a.secure.example.com]
+    route:
+    - destination: {host: details, port: {number: 9080}}
+"#;
+    let push = bookinfo()
+        .service(
+            "default",
+            "db",
+            Some("10.96.2.1"),
+            &[("tcp-pg", 5432, 5432)],
+            &[("app", "db")],
+        )
+        .service(
+            "default",
+            "secure",
+            Some("10.96.2.2"),
+            &[("https", 443, 8443)],
+            &[("app", "secure")],
+        )
+        .config(yaml)
+        .push();
+    let p = productpage();
+    let db = listener(&push, &p, "10.96.2.1_5432");
+    let tcp = super::tcp_of(&db.filter_chains[0].filters[0]);
+    assert!(format!("{:?}", tcp.cluster_specifier)
+        .contains("outbound|5432|replica|db.default.svc.cluster.local"));
+    // Other clients do not match the source labels: straight to the service.
+    let other = sidecar(
+        "reviews-v1-1",
+        "default",
+        "10.244.0.11",
+        &[("app", "reviews")],
+    );
+    let db = listener(&push, &other, "10.96.2.1_5432");
+    assert_eq!(
+        tcp_cluster(&db.filter_chains[0].filters[0]),
+        "outbound|5432||db.default.svc.cluster.local"
+    );
+
+    let l = listener(&push, &p, "10.96.2.2_443");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    assert_eq!(
+        l.filter_chains[0]
+            .filter_chain_match
+            .as_ref()
+            .unwrap()
+            .server_names,
+        ["a.secure.example.com"]
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[0].filters[0]),
+        "outbound|9080||details.default.svc.cluster.local"
+    );
+    assert_eq!(
+        tcp_cluster(&l.filter_chains[1].filters[0]),
+        "outbound|443||secure.default.svc.cluster.local"
+    );
 }

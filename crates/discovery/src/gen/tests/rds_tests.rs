@@ -16,7 +16,7 @@ fn productpage() -> crate::Proxy {
 fn port_route_has_a_vhost_per_service_with_seed_domains() {
     let push = bookinfo().push();
     let rc = route_config(&push, &productpage(), "9080");
-    assert_eq!(rc.validate_clusters.unwrap().value, false);
+    assert!(!rc.validate_clusters.unwrap().value);
     assert!(rc.ignore_port_in_host_matching);
     assert_eq!(
         rc.max_direct_response_body_size_bytes.unwrap().value,
@@ -132,7 +132,7 @@ fn virtual_service_routes_replace_the_default() {
     assert_eq!(jason.name, "");
     let m = jason.r#match.as_ref().unwrap();
     assert_eq!(m.headers[0].name, "end-user");
-    assert_eq!(m.case_sensitive.unwrap().value, true);
+    assert!(m.case_sensitive.unwrap().value);
     assert_eq!(
         action(jason).cluster_specifier,
         Some(route_action::ClusterSpecifier::Cluster(
@@ -166,7 +166,9 @@ fn virtual_service_routes_replace_the_default() {
                     )
                 ]
             );
-            assert!(w.total_weight.is_none());
+            #[allow(deprecated)]
+            let total = &w.total_weight;
+            assert!(total.is_none());
         }
         other => panic!("{other:?}"),
     }

@@ -66,7 +66,7 @@ fn match_fields() {
     assert_eq!(r.name, "all.m1");
     let m = r.r#match.as_ref().unwrap();
     assert_eq!(m.path_specifier, Some(PathSpecifier::Prefix("/api".into())));
-    assert_eq!(m.case_sensitive.unwrap().value, false);
+    assert!(!m.case_sensitive.unwrap().value);
     let names: Vec<&str> = m.headers.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(
         names,
@@ -390,15 +390,24 @@ fn fault_mirror_and_cors() {
             .numerator,
         250_000
     );
+<<<<<<< HEAD
     assert_eq!(m.trace_sampled.unwrap().value, false);
+=======
+    assert!(!m.trace_sampled.unwrap().value);
+>>>>>>> helper-g
     let cors: CorsPolicy = unpack(&r.typed_per_filter_config["envoy.filters.http.cors"]);
     assert_eq!(cors.allow_origin_string_match.len(), 2);
     assert_eq!(cors.allow_methods, "GET,POST");
     assert_eq!(cors.allow_headers, "x-a");
     assert_eq!(cors.expose_headers, "x-b");
     assert_eq!(cors.max_age, "86400");
+<<<<<<< HEAD
     assert_eq!(cors.allow_credentials.unwrap().value, true);
     assert_eq!(cors.forward_not_matching_preflights.unwrap().value, false);
+=======
+    assert!(cors.allow_credentials.unwrap().value);
+    assert!(!cors.forward_not_matching_preflights.unwrap().value);
+>>>>>>> helper-g
     assert_eq!(
         cors.filter_enabled
             .unwrap()
