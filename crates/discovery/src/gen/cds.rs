@@ -11,11 +11,7 @@ use envoy_types::pb::envoy::config::core::v3::{address, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint, ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints,
 };
-<<<<<<< HEAD
-use ironmesh_config::mesh::mesh_config::InboundTrafficPolicyMode;
-=======
 use ironmesh_config::mesh::mesh_config::{H2UpgradePolicy, InboundTrafficPolicyMode};
->>>>>>> helper-g
 use ironmesh_registry::{Protocol, Resolution, Service, ServicePort};
 
 use super::policy::{self, Policy};
@@ -117,11 +113,7 @@ fn dns_load_assignment(
     plan: &ClusterPlan<'_>,
     single: bool,
 ) -> ClusterLoadAssignment {
-<<<<<<< HEAD
-    let mut eps: Vec<(String, u32)> = push
-=======
     let all = push
->>>>>>> helper-g
         .registry()
         .endpoints(&plan.service.hostname, plan.port.port);
     let mut eps: Vec<(String, u32)> = all
@@ -237,13 +229,7 @@ pub fn build_outbound(push: &PushContext, proxy: &Proxy, plan: &ClusterPlan<'_>)
             plan.port.protocol,
             Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
         );
-<<<<<<< HEAD
-        let sni_default =
-            (!plan.service.hostname.starts_with('*')).then_some(plan.service.hostname.as_str());
-        if let Some(ctx) = upstream_tls(tls, sni_default, h2) {
-=======
         if let Some(ctx) = upstream_tls(tls, h2) {
->>>>>>> helper-g
             c.transport_socket = Some(transport_socket(TLS_TRANSPORT_SOCKET, &ctx));
             // Without an explicit SNI (or SANs) Envoy takes them from the request's host,
             // as Istio configures it.
@@ -287,11 +273,7 @@ pub fn passthrough(push: &PushContext) -> Cluster {
     let mut c = original_dst(PASSTHROUGH_CLUSTER, push);
     policy::set_protocol_options(
         &mut c,
-<<<<<<< HEAD
-        &policy::protocol_options(Protocol::Unsupported, None),
-=======
         &policy::protocol_options(Protocol::Unsupported, None, false),
->>>>>>> helper-g
     );
     c
 }
@@ -302,11 +284,7 @@ pub fn inbound_passthrough(push: &PushContext) -> Cluster {
     bind_inbound_source(&mut c);
     policy::set_protocol_options(
         &mut c,
-<<<<<<< HEAD
-        &policy::protocol_options(Protocol::Unsupported, None),
-=======
         &policy::protocol_options(Protocol::Unsupported, None, false),
->>>>>>> helper-g
     );
     c
 }
@@ -369,11 +347,7 @@ pub fn inbound_clusters(push: &PushContext, proxy: &Proxy) -> Vec<Cluster> {
             ) {
                 policy::set_protocol_options(
                     &mut c,
-<<<<<<< HEAD
-                    &policy::protocol_options(t.port.protocol, None),
-=======
                     &policy::protocol_options(t.port.protocol, None, false),
->>>>>>> helper-g
                 );
             }
             c

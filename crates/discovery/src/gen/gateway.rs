@@ -304,53 +304,6 @@ fn gateway_hcm(push: &PushContext, stat_prefix: &str, route: String) -> Filter {
     hcm_filter(&h)
 }
 
-<<<<<<< HEAD
-/// A TCP proxy filter for weighted route destinations named in a VirtualService.
-fn tcp_destinations(
-    push: &PushContext,
-    vs: &VsConfig,
-    route: &[RouteDestination],
-    port: u16,
-) -> Option<Filter> {
-    let clusters: Vec<(String, u32)> = route
-        .iter()
-        .filter_map(|rd| {
-            let d = rd.destination.as_ref()?;
-            let host = push.qualify(d.host.as_deref()?, &vs.namespace);
-            let svc_port = d
-                .port
-                .as_ref()
-                .and_then(|p| p.number)
-                .map(|n| n as u16)
-                .or_else(|| {
-                    push.registry()
-                        .service(&host)
-                        .filter(|s| s.ports.len() == 1)
-                        .map(|s| s.ports[0].port)
-                })
-                .unwrap_or(port);
-            let weight = if route.len() == 1 {
-                1
-            } else {
-                rd.weight.unwrap_or(0).max(0) as u32
-            };
-            (weight > 0).then(|| {
-                (
-                    outbound_name(svc_port, d.subset.as_deref().unwrap_or(""), &host),
-                    weight,
-                )
-            })
-        })
-        .collect();
-    if clusters.is_empty() {
-        return None;
-    }
-    let stat = clusters[0].0.clone();
-    Some(tcp_proxy(&stat, &clusters, push.mesh()))
-}
-
-=======
->>>>>>> helper-g
 /// The first TCP route of the VirtualServices bound to a server that applies to its port.
 fn tcp_route(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Option<Filter> {
     let key = s.gw.key();
@@ -361,35 +314,10 @@ fn tcp_route(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> Option<Fil
         gateway: &key,
     };
     let server_hosts = s.hosts();
-<<<<<<< HEAD
-    for vs in push.virtual_services_for(&proxy.namespace, &key) {
-        if common_hosts(&server_hosts, vs).is_empty() {
-            continue;
-        }
-        for r in &vs.spec.tcp {
-            let applies = r.match_.is_empty()
-                || r.match_.iter().any(|m| {
-                    m.port.is_none_or(|p| p == u32::from(s.port()))
-                        && (m.gateways.is_empty()
-                            || m.gateways
-                                .iter()
-                                .any(|g| qualify_gateway(g, &vs.namespace) == key))
-                        && labels_subset(&m.source_labels, &proxy.labels)
-                });
-            if applies {
-                if let Some(f) = tcp_destinations(push, vs, &r.route, s.port()) {
-                    return Some(f);
-                }
-            }
-        }
-    }
-    None
-=======
     push.virtual_services_for(&proxy.namespace, &key)
         .into_iter()
         .filter(|vs| !common_hosts(&server_hosts, vs).is_empty())
         .find_map(|vs| l4_route::tcp_route(&ctx, vs))
->>>>>>> helper-g
 }
 
 /// SNI filter chains for a passthrough server: one per TLS route match.
@@ -410,49 +338,8 @@ fn passthrough_chains(push: &PushContext, proxy: &Proxy, s: &ServerRef<'_>) -> V
     let mut used = HashSet::new();
     let mut out = Vec::new();
     for vs in push.virtual_services_for(&proxy.namespace, &key) {
-<<<<<<< HEAD
-        if common_hosts(&server_hosts, vs).is_empty() {
-            continue;
-        }
-        for r in &vs.spec.tls {
-            for m in &r.match_ {
-                if m.port.is_some_and(|p| p != u32::from(s.port()))
-                    || !(m.gateways.is_empty()
-                        || m.gateways
-                            .iter()
-                            .any(|g| qualify_gateway(g, &vs.namespace) == key))
-                {
-                    continue;
-                }
-                let snis: Vec<String> = m
-                    .sni_hosts
-                    .iter()
-                    .filter(|h| {
-                        server_hosts
-                            .iter()
-                            .any(|sh| host::intersect(&sh.host, h).is_some())
-                    })
-                    .filter(|h| used.insert((*h).clone()))
-                    .cloned()
-                    .collect();
-                if snis.is_empty() {
-                    continue;
-                }
-                if let Some(f) = tcp_destinations(push, vs, &r.route, s.port()) {
-                    out.push(FilterChain {
-                        filter_chain_match: Some(FilterChainMatch {
-                            server_names: snis,
-                            ..Default::default()
-                        }),
-                        filters: vec![f],
-                        ..Default::default()
-                    });
-                }
-            }
-=======
         if !common_hosts(&server_hosts, vs).is_empty() {
             out.extend(l4_route::tls_chains(&ctx, vs, &allowed, &mut used));
->>>>>>> helper-g
         }
     }
     out

@@ -164,10 +164,6 @@ fn sniffed_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Optio
     Some(outbound_listener(push, name, &vip, p.port, true, chains))
 }
 
-<<<<<<< HEAD
-/// `<vip>_<port>` (or `0.0.0.0_<port>` without a VIP) straight to the service's cluster.
-fn tcp_listener(push: &PushContext, svc: &Service, p: &ServicePort) -> Listener {
-=======
 /// `<vip>_<port>` (or `0.0.0.0_<port>` without a VIP) to the service's cluster, or
 /// where its VirtualService's `tls` (by SNI) or `tcp` routes send it.
 fn tcp_listener(
@@ -178,20 +174,11 @@ fn tcp_listener(
     p: &ServicePort,
 ) -> Listener {
     let mesh = push.mesh();
->>>>>>> helper-g
     let ip = svc
         .vip
         .map(|v| v.to_string())
         .unwrap_or_else(|| "0.0.0.0".into());
     let cluster = outbound_name(p.port, "", &svc.hostname);
-<<<<<<< HEAD
-    let chains = vec![chain(
-        &cluster,
-        None,
-        vec![tcp_proxy(&cluster, &[(cluster.clone(), 1)], push.mesh())],
-    )];
-    outbound_listener(push, format!("{ip}_{}", p.port), &ip, p.port, false, chains)
-=======
     let ctx = L4Ctx {
         push,
         proxy,
@@ -214,7 +201,6 @@ fn tcp_listener(
         l.listener_filters = vec![tls_inspector()];
     }
     l
->>>>>>> helper-g
 }
 
 /// All listeners of a sidecar, sorted by name. When two services want the same
@@ -230,9 +216,6 @@ pub fn generate(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
             .iter()
             .filter_map(|(s, p)| sniffed_listener(push, s, p)),
     );
-<<<<<<< HEAD
-    out.extend(ports.tcp.iter().map(|(s, p)| tcp_listener(push, s, p)));
-=======
     let vss = scope.mesh_virtual_services();
     out.extend(
         ports
@@ -240,7 +223,6 @@ pub fn generate(push: &PushContext, proxy: &Proxy) -> Vec<Listener> {
             .iter()
             .map(|(s, p)| tcp_listener(push, proxy, &vss, s, p)),
     );
->>>>>>> helper-g
     out.push(virtual_inbound(push, proxy));
     let mut seen = std::collections::HashSet::new();
     out.retain(|l| seen.insert(l.name.clone()));

@@ -133,23 +133,6 @@ pub fn default_circuit_breakers() -> CircuitBreakers {
 pub fn protocol_options(
     protocol: Protocol,
     pool: Option<&ConnectionPoolSettings>,
-<<<<<<< HEAD
-) -> HttpProtocolOptions {
-    let upgrade = pool
-        .and_then(|p| p.http.as_ref())
-        .and_then(|h| h.h2_upgrade_policy);
-    let use_client = pool
-        .and_then(|p| p.http.as_ref())
-        .and_then(|h| h.use_client_protocol)
-        == Some(true);
-    let http2 = match upgrade {
-        Some(H2UpgradePolicy::Upgrade) => true,
-        Some(H2UpgradePolicy::DoNotUpgrade) => false,
-        _ => matches!(
-            protocol,
-            Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
-        ),
-=======
     mesh_upgrade: bool,
 ) -> HttpProtocolOptions {
     let http = pool.and_then(|p| p.http.as_ref());
@@ -158,7 +141,6 @@ pub fn protocol_options(
         Some(H2UpgradePolicy::Upgrade) => true,
         Some(H2UpgradePolicy::DoNotUpgrade) => false,
         _ => mesh_upgrade && protocol.is_http(),
->>>>>>> helper-g
     };
     let http2 = upgrade
         || matches!(

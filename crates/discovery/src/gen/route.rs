@@ -65,11 +65,7 @@ impl RouteCtx<'_> {
         let host = self
             .push
             .qualify(d.host.as_deref().unwrap_or(""), namespace);
-<<<<<<< HEAD
-        let svc = self.push.registry().service(&host);
-=======
         let svc = self.push.service(&host);
->>>>>>> helper-g
         let port = d
             .port
             .as_ref()

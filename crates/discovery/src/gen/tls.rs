@@ -66,15 +66,7 @@ fn san_matchers(sans: &[String]) -> Vec<SubjectAltNameMatcher> {
 /// The upstream TLS context for a DestinationRule `tls` block, or `None` when the proxy
 /// should send plaintext. `h2` advertises
 /// HTTP/2 by ALPN.
-<<<<<<< HEAD
-pub fn upstream_tls(
-    tls: &ClientTlsSettings,
-    sni_default: Option<&str>,
-    h2: bool,
-) -> Option<UpstreamTlsContext> {
-=======
 pub fn upstream_tls(tls: &ClientTlsSettings, h2: bool) -> Option<UpstreamTlsContext> {
->>>>>>> helper-g
     let mode = tls.mode.unwrap_or(ClientTlsMode::Disable);
     let mutual = match mode {
         ClientTlsMode::Disable => return None,

@@ -457,8 +457,6 @@ fn gateways_get_outbound_clusters_and_blackhole_only() {
     assert!(!names
         .iter()
         .any(|n| n.starts_with("inbound|") || n == "PassthroughCluster"));
-<<<<<<< HEAD
-=======
 }
 
 #[test]
@@ -493,5 +491,4 @@ spec:
     assert!(!h2("outbound|9080||details.default.svc.cluster.local"));
     // TCP ports are never upgraded.
     assert!(!h2("outbound|53||kube-dns.kube-system.svc.cluster.local"));
->>>>>>> helper-g
 }

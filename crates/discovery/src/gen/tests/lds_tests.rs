@@ -97,13 +97,8 @@ fn http_port_listener_uses_rds_by_port() {
             "envoy.filters.http.router"
         ]
     );
-<<<<<<< HEAD
-    assert_eq!(h.use_remote_address.unwrap().value, false);
-    assert_eq!(h.generate_request_id.unwrap().value, true);
-=======
     assert!(!h.use_remote_address.unwrap().value);
     assert!(h.generate_request_id.unwrap().value);
->>>>>>> helper-g
     assert!(h.tracing.is_none());
     assert!(h.access_log.is_empty());
     assert_eq!(

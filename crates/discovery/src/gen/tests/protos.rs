@@ -1,6 +1,3 @@
-<<<<<<< HEAD
-
-=======
 //! Interop: every resource generated for a Bookinfo sidecar, an ingress gateway and a
 //! proxyless gRPC client parses with Envoy's own Python protos (xds-protos), and the
 //! sidecar's and gateway's resources pass `envoy --mode validate` (Envoy 1.40).
@@ -348,4 +345,3 @@ fn generated_resources_parse_with_envoy_protos_and_validate_in_envoy() {
         );
     }
 }
->>>>>>> helper-g

@@ -390,24 +390,15 @@ fn fault_mirror_and_cors() {
             .numerator,
         250_000
     );
-<<<<<<< HEAD
-    assert_eq!(m.trace_sampled.unwrap().value, false);
-=======
     assert!(!m.trace_sampled.unwrap().value);
->>>>>>> helper-g
     let cors: CorsPolicy = unpack(&r.typed_per_filter_config["envoy.filters.http.cors"]);
     assert_eq!(cors.allow_origin_string_match.len(), 2);
     assert_eq!(cors.allow_methods, "GET,POST");
     assert_eq!(cors.allow_headers, "x-a");
     assert_eq!(cors.expose_headers, "x-b");
     assert_eq!(cors.max_age, "86400");
-<<<<<<< HEAD
-    assert_eq!(cors.allow_credentials.unwrap().value, true);
-    assert_eq!(cors.forward_not_matching_preflights.unwrap().value, false);
-=======
     assert!(cors.allow_credentials.unwrap().value);
     assert!(!cors.forward_not_matching_preflights.unwrap().value);
->>>>>>> helper-g
     assert_eq!(
         cors.filter_enabled
             .unwrap()
