@@ -51,7 +51,7 @@ pub fn host_port(addr: &str) -> Result<(), String> {
 }
 
 fn ms_precision(d: &Duration) -> Result<(), String> {
-    if d.as_std().subsec_nanos() % 1_000_000 != 0 {
+    if !d.as_std().subsec_nanos().is_multiple_of(1_000_000) {
         Err(format!(
             "duration {d} is invalid: only durations to ms precision are supported"
         ))

@@ -109,7 +109,7 @@ pub(crate) fn proxy_duration(d: &Duration, path: &FieldPath, problems: &mut Prob
             path,
             format!("duration {d} is too short: must be a valid duration greater than 1ms"),
         );
-    } else if v.subsec_nanos() % 1_000_000 != 0 {
+    } else if !v.subsec_nanos().is_multiple_of(1_000_000) {
         problems.error(
             path,
             format!("duration {d} is invalid: only durations to ms precision are supported"),

@@ -19,7 +19,7 @@ pub(super) fn ms_duration(d: &Duration) -> Result<(), String> {
             "duration {d} is too short: must be a valid duration greater than 1ms"
         ));
     }
-    if v.subsec_nanos() % 1_000_000 != 0 {
+    if !v.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(format!(
             "duration {d} is invalid: only durations to ms precision are supported"
         ));

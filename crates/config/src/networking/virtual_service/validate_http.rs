@@ -459,7 +459,7 @@ pub(super) fn is_base64(s: &str) -> bool {
         && body
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_'))
-        && (pad == 0 || s.len() % 4 == 0)
+        && (pad == 0 || s.len().is_multiple_of(4))
         && body.len() % 4 != 1
 }
 
