@@ -39,28 +39,28 @@ impl Metrics {
         };
         registry.register(
             "pilot_xds",
-            "Number of endpoints connected to this pilot using XDS.",
+            "Number of endpoints connected to this pilot using XDS",
             metrics.connected.clone(),
         );
         registry.register(
             "pilot_xds_pushes",
-            "Pilot build and send errors for lds, rds, cds and eds.",
+            "Pilot build and send errors for lds, rds, cds and eds",
             metrics.pushes.clone(),
         );
         registry.register(
             "pilot_total_xds_rejects",
-            "Total number of XDS responses from pilot rejected by proxy.",
+            "Total number of XDS responses from pilot rejected by proxy",
             metrics.rejects.clone(),
         );
         registry.register(
             "pilot_xds_push_time",
-            "Total time in seconds Pilot takes to push lds, rds, cds and eds.",
+            "Total time in seconds Pilot takes to push lds, rds, cds and eds",
             metrics.push_time.clone(),
         );
         registry.register(
             "pilot_proxy_convergence_time",
             "Delay in seconds between config change and a proxy receiving all required \
-             configuration.",
+             configuration",
             metrics.convergence.clone(),
         );
         metrics
