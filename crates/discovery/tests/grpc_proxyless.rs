@@ -374,9 +374,7 @@ impl Mesh {
             .env("GRPC_VERBOSITY", "ERROR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(
-                fs::File::create(self.dir.path().join("client.log")).expect("client log"),
-            )
+            .stderr(fs::File::create(self.dir.path().join("client.log")).expect("client log"))
             .spawn()
             .expect("start client.py");
         Guard {
