@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod envoy;
+pub mod python;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
