@@ -201,6 +201,8 @@ pub fn hcm(
             ..Default::default()
         }],
         normalize_path: Some(boolv(true)),
+        // Istio's `server:` header value, which users see on every proxied response.
+        server_name: "istio-envoy".into(),
         path_with_escaped_slashes_action: PathWithEscapedSlashesAction::KeepUnchanged as i32,
         codec_type: http_connection_manager::CodecType::Auto as i32,
         ..Default::default()
