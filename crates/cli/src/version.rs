@@ -23,6 +23,8 @@ fn components() -> Vec<(&'static str, &'static str)> {
     vec![
         ("ironmesh", env!("CARGO_PKG_VERSION")),
         ("ironmesh-config", ironmesh_config_version()),
+        // Built from the same workspace, so they carry the same version.
+        ("ironmesh-discovery", env!("CARGO_PKG_VERSION")),
     ]
 }
 
