@@ -18,7 +18,7 @@ use crate::hash::resource_version;
 use crate::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as WireResource,
 };
-use crate::type_url::is_wildcard_type;
+use crate::type_url::{is_wildcard_type, CLUSTER, ENDPOINT};
 
 type DeltaConn<G> = Conn<G, DeltaDiscoveryResponse>;
 
@@ -138,23 +138,59 @@ async fn on_push<G: Generator>(conn: &mut DeltaConn<G>, next: Push) -> Result<()
     let inner = conn.inner.clone();
     let _permit = inner.push_permits.acquire().await.map_err(|_| Closed)?;
     let started = conn.seen.started;
-    for type_url in types {
-        send_type(conn, &type_url, false, &BTreeSet::new(), Some(started)).await?;
+    let mut types = types;
+    let mut i = 0;
+    while i < types.len() {
+        let type_url = types[i].clone();
+        let rewarm = send_type(conn, &type_url, false, &BTreeSet::new(), Some(started)).await?;
+        // Envoy warms a re-sent EDS cluster until its endpoints arrive again, and holds
+        // its CDS ACK until then, without asking for them (its watch already covers
+        // the name). So endpoints of re-sent clusters must follow in this push.
+        if rewarm && !types.iter().any(|t| t == ENDPOINT) {
+            types.push(ENDPOINT.to_owned());
+        }
+        i += 1;
     }
     Ok(())
+}
+
+/// The EDS names of the EDS clusters among `clusters` (a cluster's `service_name`,
+/// or its own name when that is empty).
+fn eds_names(clusters: &[WireResource]) -> Vec<String> {
+    use crate::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
+    use crate::pb::envoy::config::cluster::v3::Cluster;
+    use prost::Message;
+    clusters
+        .iter()
+        .filter_map(|r| {
+            let any = r.resource.as_ref()?;
+            let c = Cluster::decode(any.value.as_slice()).ok()?;
+            let eds = matches!(
+                c.cluster_discovery_type,
+                Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Eds as i32
+            );
+            eds.then(|| {
+                c.eds_cluster_config
+                    .map(|e| e.service_name)
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(c.name)
+            })
+        })
+        .collect()
 }
 
 /// Generates `type_url` and sends what the client does not hold yet and what it must
 /// remove. `announce` lists newly subscribed names: those that do not exist are put in
 /// `removed_resources`, Delta's way to say "no such resource". Sends nothing when
-/// nothing changed, unless `always` (the client waits for an answer).
+/// nothing changed, unless `always` (the client waits for an answer). Returns whether
+/// EDS clusters were re-sent, whose endpoints then must be re-sent too.
 async fn send_type<G: Generator>(
     conn: &DeltaConn<G>,
     type_url: &str,
     always: bool,
     announce: &BTreeSet<String>,
     push_started: Option<Instant>,
-) -> Result<(), Closed> {
+) -> Result<bool, Closed> {
     let subscription = conn.with_type(type_url, |t| t.status.subscription.clone());
     let start = Instant::now();
     let generated = conn
@@ -165,7 +201,7 @@ async fn send_type<G: Generator>(
         Ok(resources) => resources,
         Err(error) => {
             conn.record_generate_error(type_url, error);
-            return Ok(());
+            return Ok(false);
         }
     };
     let (resources, removed) = conn.with_type(type_url, |t| {
@@ -204,7 +240,19 @@ async fn send_type<G: Generator>(
         (changed, removed)
     });
     if resources.is_empty() && removed.is_empty() && !always {
-        return Ok(());
+        return Ok(false);
+    }
+    let mut rewarm = false;
+    if type_url == CLUSTER && conn.knows_type(ENDPOINT) {
+        let names = eds_names(&resources);
+        if !names.is_empty() {
+            conn.with_type(ENDPOINT, |t| {
+                for n in &names {
+                    t.held.remove(n);
+                }
+            });
+            rewarm = true;
+        }
     }
     let nonce = conn.inner.nonce();
     conn.record_sent(type_url, &nonce, resources.len(), push_started);
@@ -220,5 +268,5 @@ async fn send_type<G: Generator>(
     conn.inner
         .metrics
         .pushed(type_url, start.elapsed().as_secs_f64());
-    Ok(())
+    Ok(rewarm)
 }
