@@ -197,11 +197,13 @@ fn measure(
     );
 
     let mut total_time = Vec::new();
+    let mut hash_time = Vec::new();
     let mut total_bytes = 0u64;
     let mut per_type_time: Vec<Vec<Duration>> = vec![Vec::new(); TYPES.len()];
     let mut per_type: Vec<(usize, u64)> = vec![(0, 0); TYPES.len()];
     for _ in 0..runs {
         let mut run_total = Duration::ZERO;
+        let mut generated = Vec::new();
         for (i, (_, type_url)) in TYPES.iter().enumerate() {
             let started = Instant::now();
             let resources = generate(&push, proxy, type_url)?;
@@ -213,8 +215,19 @@ fn measure(
                 .map(|(_, any)| any.encoded_len() as u64)
                 .sum();
             per_type[i] = (resources.len(), size);
+            generated.extend(resources);
         }
         total_time.push(run_total);
+        // What the ADS server adds per proxy and push on Delta streams: a content hash of
+        // every resource it might send, to diff against what the client holds.
+        let started = Instant::now();
+        for (_, any) in generated.drain(..) {
+            std::hint::black_box(ironmesh_xds::hash::resource_version(&ironmesh_xds::Any {
+                type_url: any.type_url,
+                value: any.value,
+            }));
+        }
+        hash_time.push(started.elapsed());
     }
     for (i, (name, _)) in TYPES.iter().enumerate() {
         let (count, size) = per_type[i];
@@ -239,6 +252,11 @@ fn measure(
         "all four types: bytes per proxy",
         services,
         &bytes(total_bytes),
+    );
+    emit(
+        "Delta resource versions (content hash) of all four types per proxy (median)",
+        services,
+        &ms(median(&hash_time).unwrap_or_default()),
     );
     Ok(())
 }

@@ -240,6 +240,7 @@ impl Run<'_> {
                 missed += clients - got;
                 tokio::time::sleep(BETWEEN_CHANGES).await;
             }
+            let min = percentile(&samples, 0.0).unwrap_or_default();
             let p50 = percentile(&samples, 50.0).unwrap_or_default();
             let p99 = percentile(&samples, 99.0).unwrap_or_default();
             let note = if missed > 0 {
@@ -252,11 +253,16 @@ impl Run<'_> {
             };
             emit(
                 &format!(
-                    "endpoint change → all clients, p50 / p99 (debounce {})",
+                    "endpoint change → all clients, p50 / p99 (first) (debounce {})",
                     self.debounce
                 ),
                 services,
-                &format!("{} / {} ({clients} clients){note}", ms(p50), ms(p99)),
+                &format!(
+                    "{} / {} ({}) ({clients} clients){note}",
+                    ms(p50),
+                    ms(p99),
+                    ms(min)
+                ),
             );
             if self.first {
                 // Which types those changes made discovery regenerate and send.
