@@ -24,47 +24,10 @@ type DeltaConn<G> = Conn<G, DeltaDiscoveryResponse>;
 
 pub(crate) async fn serve<G: Generator>(
     inner: Arc<Inner<G>>,
-    mut inbound: Streaming<DeltaDiscoveryRequest>,
+    inbound: Streaming<DeltaDiscoveryRequest>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
 ) {
-    let first = match inbound.message().await {
-        Ok(Some(request)) => request,
-        _ => return,
-    };
-    let Some(mut conn) = Conn::accept(inner, first.node.as_ref(), Protocol::Delta, tx).await else {
-        return;
-    };
-    let mut pending = Some(first);
-    let mut pushes_open = true;
-    loop {
-        let request = match pending.take() {
-            Some(request) => request,
-            None => tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => request,
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(id = %conn.id(), %status, "xDS stream ended");
-                        break;
-                    }
-                },
-                changed = conn.pushes.changed(), if pushes_open => {
-                    if changed.is_err() {
-                        pushes_open = false;
-                        continue;
-                    }
-                    let next = conn.pushes.borrow_and_update().clone();
-                    if on_push(&mut conn, next).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
-        if on_request(&mut conn, request).await.is_err() {
-            break;
-        }
-    }
+    serve_stream!(inner, inbound, tx, Protocol::Delta, on_request, on_push)
 }
 
 async fn on_request<G: Generator>(

@@ -7,6 +7,56 @@
 //! Pushes arrive on a `watch` channel of [`Push`]; each connection regenerates the types
 //! a push touches and sends them.
 
+/// The loop both ADS variants run per stream: accept the first request (which carries
+/// the node), then serve requests and pushes in arrival order until either side ends.
+/// A macro rather than a generic function because each variant's handlers are plain
+/// `async fn`s over its own connection type, and the spawned future must stay `Send`.
+macro_rules! serve_stream {
+    ($inner:expr, $inbound:expr, $tx:expr, $protocol:expr, $on_request:ident, $on_push:ident) => {{
+        let mut inbound = $inbound;
+        let first = match inbound.message().await {
+            Ok(Some(request)) => request,
+            _ => return,
+        };
+        let Some(mut conn) =
+            $crate::server::conn::Conn::accept($inner, first.node.as_ref(), $protocol, $tx).await
+        else {
+            return;
+        };
+        let mut pending = Some(first);
+        let mut pushes_open = true;
+        loop {
+            let request = match pending.take() {
+                Some(request) => request,
+                None => tokio::select! {
+                    message = inbound.message() => match message {
+                        Ok(Some(request)) => request,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(id = %conn.id(), %status, "xDS stream ended");
+                            break;
+                        }
+                    },
+                    changed = conn.pushes.changed(), if pushes_open => {
+                        if changed.is_err() {
+                            pushes_open = false;
+                            continue;
+                        }
+                        let next = conn.pushes.borrow_and_update().clone();
+                        if $on_push(&mut conn, next).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
+            if $on_request(&mut conn, request).await.is_err() {
+                break;
+            }
+        }
+    }};
+}
+
 mod conn;
 mod delta;
 mod metrics;

@@ -17,47 +17,10 @@ type SotwConn<G> = Conn<G, DiscoveryResponse>;
 
 pub(crate) async fn serve<G: Generator>(
     inner: Arc<Inner<G>>,
-    mut inbound: Streaming<DiscoveryRequest>,
+    inbound: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
-    let first = match inbound.message().await {
-        Ok(Some(request)) => request,
-        _ => return,
-    };
-    let Some(mut conn) = Conn::accept(inner, first.node.as_ref(), Protocol::Sotw, tx).await else {
-        return;
-    };
-    let mut pending = Some(first);
-    let mut pushes_open = true;
-    loop {
-        let request = match pending.take() {
-            Some(request) => request,
-            None => tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => request,
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(id = %conn.id(), %status, "xDS stream ended");
-                        break;
-                    }
-                },
-                changed = conn.pushes.changed(), if pushes_open => {
-                    if changed.is_err() {
-                        pushes_open = false;
-                        continue;
-                    }
-                    let next = conn.pushes.borrow_and_update().clone();
-                    if on_push(&mut conn, next).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
-        if on_request(&mut conn, request).await.is_err() {
-            break;
-        }
-    }
+    serve_stream!(inner, inbound, tx, Protocol::Sotw, on_request, on_push)
 }
 
 /// The subscription a request asks for. An empty list keeps a wildcard subscription
