@@ -86,6 +86,10 @@ pub struct Store {
     domain: String,
     base_mesh: MeshConfig,
     files: BTreeMap<String, FileState>,
+    /// Which file's accepted objects hold each object. A duplicate is refused, so an
+    /// object has at most one owner; kept in step with `FileState::good` so that a
+    /// conflict check costs one lookup per object, not a walk over every file.
+    owners: BTreeMap<ObjectRef, Source>,
     tx: watch::Sender<Arc<Snapshot>>,
 }
 
@@ -103,6 +107,7 @@ impl Store {
             domain: domain.to_string(),
             base_mesh,
             files: BTreeMap::new(),
+            owners: BTreeMap::new(),
             tx,
         }
     }
@@ -214,9 +219,12 @@ impl Store {
     fn apply_one(&mut self, change: FileChange, retry: bool) -> FileOutcome {
         match change {
             FileChange::Removed { path } => match self.files.remove(&path) {
-                Some(state) => FileOutcome::Removed {
-                    objects: state.good.objects.len(),
-                },
+                Some(state) => {
+                    self.disown(&path, &state.good.objects);
+                    FileOutcome::Removed {
+                        objects: state.good.objects.len(),
+                    }
+                }
                 None => FileOutcome::Unchanged,
             },
             FileChange::Unreadable { path, error } => {
@@ -272,7 +280,7 @@ impl Store {
                     })
                     .collect();
                 diagnostics.sort_by_key(|d| d.line);
-                let state = self.files.entry(path).or_default();
+                let state = self.files.entry(path.clone()).or_default();
                 state.last_text = Some(text);
                 state.conflicted = conflicted;
                 if errors || conflicted {
@@ -284,7 +292,11 @@ impl Store {
                 }
                 state.rejected = None;
                 let count = objects.len();
-                state.good = Accepted { objects, meshes };
+                let old = std::mem::replace(&mut state.good, Accepted { objects, meshes });
+                self.disown(&path, &old.objects);
+                for o in &self.files[&path].good.objects {
+                    self.owners.insert(o.object_ref(), o.source.clone());
+                }
                 FileOutcome::Applied {
                     objects: count,
                     warnings: diagnostics,
@@ -293,23 +305,25 @@ impl Store {
         }
     }
 
+    /// Forgets `path` as the owner of `objects`.
+    fn disown(&mut self, path: &str, objects: &[Arc<Object>]) {
+        for o in objects {
+            let oref = o.object_ref();
+            if self.owners.get(&oref).is_some_and(|src| &*src.file == path) {
+                self.owners.remove(&oref);
+            }
+        }
+    }
+
     /// Errors for objects of `file` that another file already holds, or that `file`
     /// holds twice.
     fn conflicts(&self, file: &str, objects: &[Object]) -> Vec<Diagnostic> {
-        let mut owners: BTreeMap<ObjectRef, &Source> = BTreeMap::new();
-        for (path, state) in &self.files {
-            if path == file {
-                continue;
-            }
-            for o in &state.good.objects {
-                owners.entry(o.object_ref()).or_insert(&o.source);
-            }
-        }
         let mut seen: BTreeMap<ObjectRef, &Source> = BTreeMap::new();
         let mut out = Vec::new();
         for o in objects {
             let oref = o.object_ref();
-            let message = if let Some(first) = owners.get(&oref) {
+            let other = self.owners.get(&oref).filter(|src| &*src.file != file);
+            let message = if let Some(first) = other {
                 format!(
                     "{oref} is already defined in {first}; an object may live in one file only: delete one of the two copies (this file is not applied until then)"
                 )
