@@ -46,20 +46,9 @@ crate::string_enum! {
 
 pub use super::super::mesh_config::TraceContext;
 
-/// `SO_KEEPALIVE` settings of a TCP connection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TcpKeepalive {
-    /// Probes sent before the connection is considered dead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<u32>,
-    /// Idle time before probes start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<Duration>,
-    /// Interval between probes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
-}
+/// `SO_KEEPALIVE` settings: MeshConfig and ProxyConfig use the same message as a
+/// DestinationRule's connection pool.
+pub use crate::networking::destination_rule::TcpKeepalive;
 
 /// A remote service the proxy sends data to (access logs, metrics).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
