@@ -8,7 +8,10 @@
 //!
 //! Must not: parse Istio CRDs — it understands only xDS, so it depends on
 //! `ironmesh-xds` and `ironmesh-security`, never on config, registry or discovery.
-//!
-//! Built by the data-plane issue; today the crate holds only this contract.
 
 #![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod dns;
+pub mod iptables;
+pub mod telemetry;
