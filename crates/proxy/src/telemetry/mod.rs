@@ -158,16 +158,21 @@ pub struct PeerMetadata {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-/// Access-log settings from MeshConfig (carried to the proxy through the listener's
-/// access-log config in xDS, or from the command line in tests).
+/// The access loggers of one listener filter (HCM or TCP proxy), compiled from the
+/// xDS `access_log` list (`envoy.access_loggers.file` with `text_format_source` or
+/// `json_format`, as discovery emits from MeshConfig `accessLogFile` /
+/// `accessLogEncoding` / `accessLogFormat`). Empty = no access log.
 #[derive(Debug, Clone, Default)]
-pub struct AccessLogConfig {
-    /// `accessLogFile`: empty = off, `/dev/stdout`, or a path.
-    pub path: String,
-    /// `accessLogEncoding`: `TEXT` (default) or `JSON`.
-    pub json: bool,
-    /// `accessLogFormat`: empty = Istio's default for the encoding.
-    pub format: String,
+pub struct AccessLogs {}
+
+impl AccessLogs {
+    /// Compiles the xDS access-log list; `Err` names the unsupported part (the proxy
+    /// NACKs the listener with that text).
+    pub fn from_xds(
+        _logs: &[ironmesh_xds::pb::envoy::config::accesslog::v3::AccessLog],
+    ) -> Result<AccessLogs, String> {
+        Ok(AccessLogs {})
+    }
 }
 
 /// The proxy's telemetry sink: one per process, shared by every listener.
@@ -180,11 +185,8 @@ impl Telemetry {
         Self {}
     }
 
-    /// Counts the stream in the standard metrics and writes its access-log line.
-    pub fn record(&self, _info: &StreamInfo) {}
-
-    /// Replaces the access-log settings (a new listener config arrived).
-    pub fn set_access_log(&self, _config: AccessLogConfig) {}
+    /// Counts the stream in the standard metrics and writes its access-log lines.
+    pub fn record(&self, _info: &StreamInfo, _logs: &AccessLogs) {}
 
     /// Prometheus text exposition of every metric (`/stats/prometheus`).
     pub fn render_prometheus(&self) -> String {
