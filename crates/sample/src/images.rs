@@ -5,7 +5,7 @@ use crate::Role;
 
 /// The role (and its arguments after the role name) that stands in for `image`, or
 /// `None` when the image is not a known sample. The registry, tag and digest are
-/// ignored: `docker.io/istio/examples-bookinfo-reviews-v2-v1:1.20.2` → reviews v2.
+/// ignored: `docker.io/istio/examples-bookinfo-reviews-v2:1.20.2` → reviews v2.
 ///
 /// The arguments always name the port the real image listens on, so the Service's
 /// `targetPort` keeps working (go-httpbin listens on 8080, kennethreitz's on 80).
@@ -47,8 +47,7 @@ fn bookinfo(repo: &str) -> Option<(Role, Vec<String>)> {
         "details" => Role::Details,
         "ratings" => Role::Ratings,
         "reviews" => {
-            // `reviews-v2-v1`: the first segment is the app version, the second the
-            // image generation.
+            // `reviews-v2`; tolerate a generation suffix (`reviews-v2-v1`) too.
             let app_version = version.split('-').next()?;
             if !matches!(app_version, "v1" | "v2" | "v3") {
                 return None;
@@ -115,6 +114,14 @@ mod tests {
         assert_eq!(
             role_for_image("docker.io/library/nginx@sha256:abcd"),
             Some((Role::Static, args(&["--port", "80"])))
+        );
+        assert_eq!(
+            role_for_image("docker.io/istio/examples-bookinfo-reviews-v3:1.20.2"),
+            Some((Role::Reviews, args(&["--version", "v3", "--port", "9080"])))
+        );
+        assert_eq!(
+            role_for_image("docker.io/istio/examples-bookinfo-reviews-v2:1.18.0"),
+            Some((Role::Reviews, args(&["--version", "v2", "--port", "9080"])))
         );
         assert_eq!(
             role_for_image("docker.io/istio/examples-bookinfo-reviews-v3-v1:1.20.2"),
