@@ -60,9 +60,22 @@ pub fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -
 /// Binds `addr` and prints `listening on ADDR` (tests and the runtime read the port from
 /// that line when `--port 0` was asked).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}; pick another --port or free it"))?;
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot listen on {addr}: ports below 1024 need root, CAP_NET_BIND_SERVICE, \
+                     or `sysctl net.ipv4.ip_unprivileged_port_start=0` in this network namespace"
+                )
+            });
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("cannot listen on {addr}; pick another --port or free it")
+            })
+        }
+    };
     println!("listening on {}", listener.local_addr()?);
     Ok(listener)
 }
