@@ -263,3 +263,40 @@ fn json_endpoints_match_the_real_services() {
     assert_eq!(products[0]["id"], 0);
     assert_eq!(products[0]["title"], "The Comedy of Errors");
 }
+
+#[test]
+fn productpage_gives_up_on_a_hanging_reviews_after_two_3s_tries() {
+    // Accepts connections and never answers, like a fault-injected delay.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_port = hang.local_addr().unwrap().port();
+    let details = Sample::start(&["details"], &[]);
+    let mut env = upstream_env("details", details.port());
+    env.extend(upstream_env("reviews", hang_port));
+    let productpage = Sample::start(&["productpage"], &env);
+    let start = std::time::Instant::now();
+    let page = productpage.get("/productpage").text();
+    let took = start.elapsed();
+    assert!(page.contains("Error fetching product reviews!"), "{page}");
+    assert!(page.contains("PublisherA"), "details still shown");
+    assert!(
+        took >= std::time::Duration::from_millis(5900) && took < std::time::Duration::from_secs(9),
+        "two 3 s attempts, took {took:?}"
+    );
+    drop(hang);
+}
+
+#[test]
+fn ratings_v_faulty_fails_about_half_the_calls() {
+    let ratings = Sample::start(&["ratings", "--version", "v-faulty"], &[]);
+    let mut ok = 0;
+    let mut unavailable = 0;
+    for _ in 0..60 {
+        match ratings.get("/ratings/0").status {
+            200 => ok += 1,
+            503 => unavailable += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Binomial(60, 0.5): outside 10..=50 has probability below 1e-7.
+    assert!((10..=50).contains(&ok), "ok={ok} unavailable={unavailable}");
+}
