@@ -14,7 +14,8 @@ pub enum Program {
     Command(Vec<String>),
 }
 
-/// Well-known images and the sample role they become (documented in docs/local-mode.md).
+/// Images `ironmesh_sample::role_for_image` does not know, by name fragment (the seeds'
+/// httpbin image is `2456868764/httpbin`), and the sample role they become.
 const ROLES: &[(&str, &[&str])] = &[
     ("examples-bookinfo-productpage", &["productpage"]),
     ("examples-bookinfo-details", &["details"]),
@@ -59,6 +60,23 @@ pub fn program_for(c: &Container) -> Program {
         line.extend(args);
         return Program::Command(line);
     }
+    if let Some((role, sample_args)) = ironmesh_sample::role_for_image(image) {
+        if role == ironmesh_sample::Role::Sleep {
+            return Program::Command(vec!["sleep".into(), "infinity".into()]);
+        }
+        // The port comes from the container spec (added by the caller), not the image.
+        let mut line = vec![role.as_str().to_string()];
+        let mut it = sample_args.into_iter();
+        while let Some(a) = it.next() {
+            if a == "--port" {
+                it.next();
+            } else {
+                line.push(a);
+            }
+        }
+        line.extend(args);
+        return Program::Sample(line);
+    }
     if let Some((_, role)) = ROLES.iter().find(|(k, _)| name.contains(k)) {
         let mut line: Vec<String> = role.iter().map(|s| s.to_string()).collect();
         line.extend(args);
@@ -78,6 +96,7 @@ pub fn is_known(c: &Container) -> bool {
     let name = image_name(c.image.as_deref().unwrap_or(""));
     c.command.as_ref().is_some_and(|c| !c.is_empty())
         || name == "proxyv2"
+        || ironmesh_sample::role_for_image(c.image.as_deref().unwrap_or("")).is_some()
         || ROLES.iter().any(|(k, _)| name.contains(k))
         || IDLE.iter().any(|k| name.contains(k))
 }

@@ -102,8 +102,7 @@ pub fn create_pod_net(netns: &str, veth: &str, ip_addr: &str) -> anyhow::Result<
     ip(&["-n", netns, "link", "set", "eth0", "up"])?;
     ip(&["-n", netns, "route", "add", "default", "via", BRIDGE_IP])?;
     // The host end sits inside the pod /16 but not on the bridge: route it, not ARP it.
-    let host_net = format!("{HOST_LINK_IP}/30");
-    ip(&["-n", netns, "route", "add", &host_net, "via", BRIDGE_IP])?;
+    ip(&["-n", netns, "route", "add", HOST_LINK_NET, "via", BRIDGE_IP])?;
     // Apps run unprivileged but listen on ports like 80, as in their containers.
     run(
         "ip",

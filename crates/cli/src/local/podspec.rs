@@ -88,7 +88,15 @@ pub fn proc_specs(p: &PodPlan, ip: &str, bin_dir: &Path) -> (Vec<ProcSpec>, Vec<
                 (proxy.clone(), args, PROXY_UID, ProcKind::Sidecar)
             }
             Program::Sample(args) => {
-                let port = container_ports(c).first().copied().unwrap_or(8080);
+                let role_port = args
+                    .first()
+                    .and_then(|r| r.parse::<ironmesh_sample::Role>().ok())
+                    .and_then(|r| r.default_port());
+                let port = container_ports(c)
+                    .first()
+                    .copied()
+                    .or(role_port)
+                    .unwrap_or(8080);
                 env.push(("PORT".into(), port.to_string()));
                 let mut a = args;
                 a.extend(["--port".to_string(), port.to_string()]);

@@ -19,6 +19,7 @@ pub const BRIDGE_IP: &str = "10.213.0.1";
 /// The host end of the host↔node link (a /30 carved out of the top of the pod /16).
 pub const HOST_VETH: &str = "imh0";
 pub const HOST_LINK_IP: &str = "10.213.255.253";
+pub const HOST_LINK_NET: &str = "10.213.255.252/30";
 pub const NODE_LINK_IP: &str = "10.213.255.254";
 pub const NODE_VETH: &str = "imh1";
 pub const POD_CIDR: &str = "10.213.0.0/16";
