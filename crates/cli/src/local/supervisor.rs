@@ -280,7 +280,10 @@ impl Supervisor {
                 plan.namespace, plan.name
             )
         })?;
-        std::fs::create_dir_all(net::etc_dir(&netns))?;
+        // Before istio-init: DNS capture reads the pod's resolv.conf.
+        if let Some(ps) = self.state.pods.last() {
+            write_pod_dns(ps, &self.state.vips);
+        }
         self.write_pod_object(&plan, &ip, "Pending", false)?;
         let mut procs_ = Vec::new();
         for spec in specs {
@@ -548,29 +551,7 @@ impl Supervisor {
     /// path; injected pods' DNS goes to their sidecar's DNS proxy.
     fn write_dns_files(&self) {
         for ps in &self.state.pods {
-            let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n");
-            hosts.push_str(&format!("{}\t{}\n", ps.ip, ps.name));
-            for (key, vip) in &self.state.vips {
-                let Some((ns, name)) = key.split_once('/') else {
-                    continue;
-                };
-                let mut names =
-                    format!("{name}.{ns}.svc.cluster.local {name}.{ns}.svc {name}.{ns}");
-                if ns == ps.namespace {
-                    names.push(' ');
-                    names.push_str(name);
-                }
-                hosts.push_str(&format!("{vip}\t{names}\n"));
-            }
-            let resolv = format!(
-                "search {}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {BRIDGE_IP}\noptions ndots:5 timeout:1 attempts:1\n",
-                ps.namespace
-            );
-            let dir = net::etc_dir(&ps.netns);
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = net::write_in_place(&dir.join("hosts"), &hosts);
-            let _ = net::write_in_place(&dir.join("resolv.conf"), &resolv);
-            let _ = net::write_in_place(&dir.join("hostname"), &format!("{}\n", ps.name));
+            write_pod_dns(ps, &self.state.vips);
         }
     }
 
@@ -626,6 +607,31 @@ fn run_init(netns: &str, plan: &PodPlan, spec: &ProcSpec) -> anyhow::Result<()> 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn write_pod_dns(ps: &PodState, vips: &BTreeMap<String, String>) {
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n");
+    hosts.push_str(&format!("{}\t{}\n", ps.ip, ps.name));
+    for (key, vip) in vips {
+        let Some((ns, name)) = key.split_once('/') else {
+            continue;
+        };
+        let mut names = format!("{name}.{ns}.svc.cluster.local {name}.{ns}.svc {name}.{ns}");
+        if ns == ps.namespace {
+            names.push(' ');
+            names.push_str(name);
+        }
+        hosts.push_str(&format!("{vip}\t{names}\n"));
+    }
+    let resolv = format!(
+        "search {}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {BRIDGE_IP}\noptions ndots:5 timeout:1 attempts:2\n",
+        ps.namespace
+    );
+    let dir = net::etc_dir(&ps.netns);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = net::write_in_place(&dir.join("hosts"), &hosts);
+    let _ = net::write_in_place(&dir.join("resolv.conf"), &resolv);
+    let _ = net::write_in_place(&dir.join("hostname"), &format!("{}\n", ps.name));
 }
 
 pub fn pod_netns(namespace: &str, pod: &str) -> String {
