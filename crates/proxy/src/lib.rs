@@ -14,4 +14,7 @@
 pub mod agent;
 pub mod dns;
 pub mod iptables;
+pub mod lb;
+pub mod model;
+pub mod routing;
 pub mod telemetry;
