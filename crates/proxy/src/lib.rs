@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod dataplane;
 pub mod dns;
 pub mod iptables;
 pub mod lb;
