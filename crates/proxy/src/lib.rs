@@ -13,6 +13,10 @@
 
 pub mod admin;
 pub mod agent;
+pub mod dataplane;
 pub mod dns;
 pub mod iptables;
+pub mod lb;
+pub mod model;
+pub mod routing;
 pub mod telemetry;
