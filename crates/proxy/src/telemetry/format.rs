@@ -297,3 +297,6 @@ fn render_object(
 pub(crate) fn flags_value(f: ResponseFlags) -> Value<'static> {
     Value::Str(Cow::Owned(f.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

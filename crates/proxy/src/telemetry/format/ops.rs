@@ -262,8 +262,7 @@ impl Op {
                 info.response_trailers
                     .as_ref()
                     .and_then(|m| m.get(h))
-                    .and_then(|v| v.to_str().ok())
-                    .map(Cow::Borrowed)
+                    .map(lossy)
             }),
             Op::AlwaysMissing => Value::Missing,
         }
@@ -311,18 +310,18 @@ fn first_of<'a>(a: &str, b: Option<&str>, get: impl Fn(&str) -> Option<Cow<'a, s
 
 fn request_header<'a>(info: &'a StreamInfo, name: &str) -> Option<Cow<'a, str>> {
     let headers = info.request_headers.as_deref();
-    let header = |n: &str| headers.and_then(|m| m.get(n)).and_then(|v| v.to_str().ok());
+    let header = |n: &str| headers.and_then(|m| m.get(n)).map(lossy);
     match name {
         ":method" => info.method.as_deref().map(Cow::Borrowed),
         ":path" => info.path.as_deref().map(Cow::Borrowed),
         ":authority" => info
             .authority
             .as_deref()
-            .or_else(|| header("host"))
-            .map(Cow::Borrowed),
+            .map(Cow::Borrowed)
+            .or_else(|| header("host")),
         ":scheme" => info.scheme.as_deref().map(Cow::Borrowed),
         n if n.starts_with(':') => None,
-        n => header(n).map(Cow::Borrowed),
+        n => header(n),
     }
 }
 
@@ -333,8 +332,12 @@ fn response_header<'a>(info: &'a StreamInfo, name: &str) -> Option<Cow<'a, str>>
     info.response_headers
         .as_ref()
         .and_then(|m| m.get(name))
-        .and_then(|v| v.to_str().ok())
-        .map(Cow::Borrowed)
+        .map(lossy)
+}
+
+/// Header bytes as text; Envoy logs raw bytes, so non-ASCII values are kept.
+fn lossy(v: &http::HeaderValue) -> Cow<'_, str> {
+    String::from_utf8_lossy(v.as_bytes())
 }
 
 const GRPC_CAMEL: [&str; 17] = [
