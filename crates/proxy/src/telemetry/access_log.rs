@@ -37,15 +37,14 @@ enum Msg {
 #[derive(Debug)]
 pub struct Sink {
     path: String,
-    tx: Mutex<SyncSender<Msg>>,
+    tx: SyncSender<Msg>,
     dropped: AtomicU64,
 }
 
 impl Sink {
     fn send(&self, line: String) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            tx.try_send(Msg::Line(line))
+            self.tx.try_send(Msg::Line(line))
         {
             self.dropped.fetch_add(1, Relaxed);
         }
@@ -53,9 +52,8 @@ impl Sink {
 
     /// Blocks until every line sent before is written and flushed.
     pub fn flush(&self) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let (ack_tx, ack_rx) = sync_channel(1);
-        if tx.send(Msg::Flush(ack_tx)).is_ok() {
+        if self.tx.send(Msg::Flush(ack_tx)).is_ok() {
             let _ = ack_rx.recv();
         }
     }
@@ -121,7 +119,7 @@ fn open_sink(path: &str) -> Result<Arc<Sink>, String> {
         .map_err(|e| format!("access log: cannot start the writer thread for {path:?}: {e}"))?;
     let sink = Arc::new(Sink {
         path: path.to_string(),
-        tx: Mutex::new(tx),
+        tx,
         dropped: AtomicU64::new(0),
     });
     sinks.retain(|_, w| w.strong_count() > 0);
