@@ -74,6 +74,8 @@ struct HttpSeries {
     duration: Histogram,
     request_bytes: Histogram,
     response_bytes: Histogram,
+    request_messages: AtomicU64,
+    response_messages: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -256,6 +258,12 @@ impl Metrics {
             .observe(u64::try_from(info.duration.as_millis()).unwrap_or(u64::MAX));
         e.series.request_bytes.observe(info.bytes_received);
         e.series.response_bytes.observe(info.bytes_sent);
+        if let Some(n) = info.request_messages {
+            e.series.request_messages.fetch_add(n, Relaxed);
+        }
+        if let Some(n) = info.response_messages {
+            e.series.response_messages.fetch_add(n, Relaxed);
+        }
     }
 
     /// Counts a TCP connection opened (before its close record).
@@ -283,6 +291,18 @@ impl Metrics {
         histogram(&mut out, "istio_response_bytes", &http, |s| {
             &s.response_bytes
         });
+        // Istio counts messages for gRPC streams only.
+        let grpc: Vec<_> = http
+            .iter()
+            .filter(|e| e.key.protocol == "grpc")
+            .cloned()
+            .collect();
+        counter(&mut out, "istio_request_messages_total", &grpc, |s| {
+            s.request_messages.load(Relaxed)
+        });
+        counter(&mut out, "istio_response_messages_total", &grpc, |s| {
+            s.response_messages.load(Relaxed)
+        });
         counter(&mut out, "istio_tcp_sent_bytes_total", &tcp, |s| {
             s.sent.load(Relaxed)
         });
@@ -295,6 +315,13 @@ impl Metrics {
         counter(&mut out, "istio_tcp_connections_closed_total", &tcp, |s| {
             s.closed.load(Relaxed)
         });
+        // Istio's build-info gauge; the tag is ironmesh's version.
+        let _ = writeln!(out, "# TYPE istio_build gauge");
+        let _ = writeln!(
+            out,
+            "istio_build{{component=\"proxy\",tag=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }

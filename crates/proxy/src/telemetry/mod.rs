@@ -103,6 +103,10 @@ pub struct StreamInfo {
     pub connection_id: u64,
     /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
     pub attempt_count: Option<u32>,
+    /// gRPC messages received from downstream (`istio_request_messages_total`).
+    pub request_messages: Option<u64>,
+    /// gRPC messages sent downstream (`istio_response_messages_total`).
+    pub response_messages: Option<u64>,
     /// For TCP: the open was already counted by [`Telemetry::record_tcp_open`], so the
     /// closing [`Telemetry::record`] must not count it again.
     pub tcp_open_reported: bool,

@@ -34,7 +34,7 @@ fn parse(text: &str) -> Vec<Sample> {
             let mut p = rest.split(' ');
             let (name, kind) = (p.next().unwrap(), p.next().unwrap());
             assert!(name.starts_with("istio_"), "{line}");
-            assert!(["counter", "histogram"].contains(&kind), "{line}");
+            assert!(["counter", "histogram", "gauge"].contains(&kind), "{line}");
             assert!(p.next().is_none(), "{line}");
             continue;
         }
@@ -251,10 +251,20 @@ fn grpc_requests_are_labelled_grpc() {
     h.insert("content-type", HeaderValue::from_static("application/grpc"));
     info.request_headers = Some(Arc::new(h));
     info.grpc_status = Some(14);
+    info.request_messages = Some(3);
+    info.response_messages = Some(5);
+    t.record(&info, &Default::default());
     t.record(&info, &Default::default());
     let s = &samples(&t, "istio_requests_total")[0];
     assert_eq!(s.label("request_protocol"), "grpc");
     assert_eq!(s.label("grpc_response_status"), "14");
+    assert_eq!(samples(&t, "istio_request_messages_total")[0].value, 6.0);
+    assert_eq!(samples(&t, "istio_response_messages_total")[0].value, 10.0);
+    // Plain HTTP series get no message counters.
+    let plain = request(Direction::Outbound, None);
+    t.record(&plain, &Default::default());
+    assert_eq!(samples(&t, "istio_requests_total").len(), 2);
+    assert_eq!(samples(&t, "istio_request_messages_total").len(), 1);
 }
 
 #[test]
@@ -356,6 +366,15 @@ fn label_values_are_escaped() {
     t.record(&info, &Default::default());
     let s = &samples(&t, "istio_requests_total")[0];
     assert_eq!(s.label("destination_service"), "we\"ird\\host");
+}
+
+#[test]
+fn build_info_is_always_present() {
+    let t = Telemetry::new(PeerMetadata::default());
+    let b = samples(&t, "istio_build");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].label("component"), "proxy");
+    assert_eq!(b[0].value, 1.0);
 }
 
 #[test]
