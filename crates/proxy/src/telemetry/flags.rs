@@ -100,6 +100,19 @@ impl ResponseFlags {
             .map(|(_, _, long)| *long)
     }
 
+    /// Parses Envoy's short rendering (`-`, `UH`, `UF,URX`); `None` on an unknown name.
+    pub fn from_short(s: &str) -> Option<ResponseFlags> {
+        if s == "-" || s.is_empty() {
+            return Some(ResponseFlags::default());
+        }
+        s.split(',')
+            .try_fold(ResponseFlags::default(), |mut acc, name| {
+                let (bit, _, _) = ORDER.iter().find(|(_, short, _)| *short == name)?;
+                acc.set(*bit);
+                Some(acc)
+            })
+    }
+
     /// Envoy's rendering of the long names: concatenated, `-` when empty.
     pub fn to_long_string(self) -> String {
         if self.is_empty() {
@@ -214,6 +227,14 @@ mod tests {
             F(F::UF | F::URX).to_long_string(),
             "UpstreamConnectionFailure,UpstreamRetryLimitExceeded"
         );
+    }
+
+    #[test]
+    fn short_names_parse_back() {
+        let f = F(F::UF | F::URX | F::DT);
+        assert_eq!(F::from_short(&f.to_string()), Some(f));
+        assert_eq!(F::from_short("-"), Some(F::default()));
+        assert_eq!(F::from_short("UF,BOGUS"), None);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum GrpcFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addr {
     UpstreamHost,
+    /// The connected upstream peer: like the host, but only once a connection exists
+    /// (Envoy leaves it empty after a connect failure).
+    UpstreamRemote,
     UpstreamLocal,
     DownstreamLocal,
     DownstreamRemote,
@@ -126,9 +129,10 @@ impl Op {
             "BYTES_SENT" => simple(Op::BytesSent),
             "UPSTREAM_CLUSTER" | "UPSTREAM_CLUSTER_RAW" => simple(Op::UpstreamCluster),
             "UPSTREAM_TRANSPORT_FAILURE_REASON" => simple(Op::UpstreamTransportFailureReason),
-            "UPSTREAM_HOST" | "UPSTREAM_REMOTE_ADDRESS" => simple(Op::Address(UpstreamHost, Full)),
-            "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => simple(Op::Address(UpstreamHost, WithoutPort)),
-            "UPSTREAM_REMOTE_PORT" => simple(Op::Address(UpstreamHost, Port)),
+            "UPSTREAM_HOST" => simple(Op::Address(UpstreamHost, Full)),
+            "UPSTREAM_REMOTE_ADDRESS" => simple(Op::Address(UpstreamRemote, Full)),
+            "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => simple(Op::Address(UpstreamRemote, WithoutPort)),
+            "UPSTREAM_REMOTE_PORT" => simple(Op::Address(UpstreamRemote, Port)),
             "UPSTREAM_LOCAL_ADDRESS" => simple(Op::Address(UpstreamLocal, Full)),
             "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => simple(Op::Address(UpstreamLocal, WithoutPort)),
             "UPSTREAM_LOCAL_PORT" => simple(Op::Address(UpstreamLocal, Port)),
@@ -219,6 +223,7 @@ impl Op {
             Op::Address(which, part) => {
                 let addr = match which {
                     Addr::UpstreamHost => info.upstream_host,
+                    Addr::UpstreamRemote => info.upstream_local_address.and(info.upstream_host),
                     Addr::UpstreamLocal => info.upstream_local_address,
                     Addr::DownstreamLocal => info.downstream_local_address,
                     Addr::DownstreamRemote => info.downstream_remote_address,
