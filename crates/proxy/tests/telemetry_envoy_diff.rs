@@ -17,6 +17,7 @@ use ironmesh_testkit::TempDir;
 use ironmesh_xds::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
 use ironmesh_xds::pb::envoy::config::core::v3::{
     data_source, substitution_format_string, DataSource, SubstitutionFormatString,
+    TypedExtensionConfig,
 };
 use ironmesh_xds::pb::envoy::extensions::access_loggers::file::v3::{
     file_access_log, FileAccessLog,
@@ -70,14 +71,45 @@ const JSON_FIELDS: &[(&str, &str)] = &[
     ("flags_long", "%RESPONSE_FLAGS_LONG%"),
     ("ua_prefix", "%REQ(USER-AGENT):4%"),
     ("mixed", "code=%RESPONSE_CODE% route=%ROUTE_NAME%"),
+    // Inputs read back into the StreamInfo (so only their typing is compared).
+    ("start_ns", "%START_TIME(%s.%9f)%"),
+    ("request_duration", "%REQUEST_DURATION%"),
+    ("response_duration", "%RESPONSE_DURATION%"),
+    ("response_tx_duration", "%RESPONSE_TX_DURATION%"),
+    ("connection_id", "%CONNECTION_ID%"),
+    ("attempts", "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"),
+    ("scheme", "%REQ(:SCHEME)%"),
+    // Derived from the inputs: values must match too.
+    (
+        "start_custom",
+        "%START_TIME(%Y/%m/%d %H:%M:%S.%6f %j %a %z)%",
+    ),
+    ("start_epoch", "%START_TIME(%s)%"),
+    ("path_no_query", "%REQ_WITHOUT_QUERY(:PATH)%"),
+    ("hostname", "%HOSTNAME%"),
+    ("upstream_protocol", "%UPSTREAM_PROTOCOL%"),
+    ("upstream_local_port", "%UPSTREAM_LOCAL_PORT%"),
+    ("upstream_remote_port", "%UPSTREAM_REMOTE_PORT%"),
+    ("remote_no_port", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+    ("grpc", "%GRPC_STATUS%"),
+    ("dynamic", "%DYNAMIC_METADATA(foo:bar)%"),
 ];
 
 fn file_log(path: &Path, format: substitution_format_string::Format) -> AccessLog {
+    // Envoy only knows REQ_WITHOUT_QUERY through this formatter extension.
+    let req_without_query = TypedExtensionConfig {
+        name: "envoy.formatter.req_without_query".into(),
+        typed_config: Some(Any {
+            type_url: "type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery".into(),
+            value: vec![],
+        }),
+    };
     let file = FileAccessLog {
         path: path.display().to_string(),
         access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
             SubstitutionFormatString {
                 format: Some(format),
+                formatters: vec![req_without_query],
                 ..Default::default()
             },
         )),
@@ -213,8 +245,27 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
         None => None,
         Some(other) => panic!("protocol {other}"),
     };
+    let ms = |k: &str| j[k].as_u64().map(Duration::from_millis);
+    let start = j["start_ns"].as_str().expect("start_ns");
+    let (secs, nanos) = start.split_once('.').unwrap();
+    let start_time = UNIX_EPOCH + Duration::new(secs.parse().unwrap(), nanos.parse().unwrap());
+    assert_eq!(
+        parse_time(j["start_time"].as_str().unwrap()),
+        UNIX_EPOCH
+            + Duration::from_millis(
+                start_time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+            )
+    );
     StreamInfo {
-        start_time: Some(parse_time(j["start_time"].as_str().unwrap())),
+        start_time: Some(start_time),
+        request_duration: ms("request_duration"),
+        response_duration: ms("response_duration"),
+        response_tx_duration: ms("response_tx_duration"),
+        connection_id: j["connection_id"]
+            .as_u64()
+            .expect("connection_id is a number"),
+        attempt_count: j["attempts"].as_u64().map(|n| n as u32),
+        scheme: st(&j["scheme"]),
         duration: Duration::from_millis(j["duration"].as_u64().expect("duration is a number")),
         protocol,
         request_headers: protocol.map(|_| Arc::new(req)),

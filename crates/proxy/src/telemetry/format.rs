@@ -166,6 +166,11 @@ fn parse_command(s: &str, start: usize) -> Result<(Command, usize), FormatError>
             "access log format: %{name} at position {start} is not closed by '%'"
         )));
     }
+    if max_len.is_some() && !ops::allows_length(name) {
+        return Err(FormatError(format!(
+            "access log format: %{name}% does not take a length (only header, metadata and filter-state operators do)"
+        )));
+    }
     let op = Op::parse(name, arg)?;
     Ok((Command { op, max_len }, i + 1))
 }

@@ -97,6 +97,9 @@ pub struct StreamInfo {
     /// This proxy's own principal on that connection (`spiffe://…`) when mTLS; the
     /// `source_principal` of outbound and `destination_principal` of inbound metrics.
     pub local_principal: Option<String>,
+    /// Protocol spoken to the upstream when it differs from `protocol`
+    /// (`%UPSTREAM_PROTOCOL%`; only shown once an upstream connection exists).
+    pub upstream_protocol: Option<&'static str>,
     /// `:scheme` of the request (`%REQ(:SCHEME)%`).
     pub scheme: Option<String>,
     /// Downstream connection id (`%CONNECTION_ID%`).

@@ -75,6 +75,23 @@ pub enum Op {
     AlwaysMissing,
 }
 
+/// Envoy accepts `:N` only on these operators and rejects the config otherwise.
+pub fn allows_length(name: &str) -> bool {
+    matches!(
+        name,
+        "REQ"
+            | "REQUEST_HEADER"
+            | "RESP"
+            | "RESPONSE_HEADER"
+            | "TRAILER"
+            | "RESPONSE_TRAILER"
+            | "REQ_WITHOUT_QUERY"
+            | "DYNAMIC_METADATA"
+            | "FILTER_STATE"
+            | "UPSTREAM_FILTER_STATE"
+    )
+}
+
 fn header_args(name: &str, arg: Option<&str>) -> Result<(String, Option<String>), FormatError> {
     let arg = arg.filter(|a| !a.is_empty()).ok_or_else(|| {
         FormatError(format!(
@@ -208,8 +225,8 @@ impl Op {
                 .protocol
                 .map_or(Value::Missing, |p| Value::Str(Cow::Borrowed(p))),
             Op::UpstreamProtocol => info
-                .upstream_host
-                .and(info.protocol)
+                .upstream_local_address
+                .and(info.upstream_protocol.or(info.protocol))
                 .map_or(Value::Missing, |p| Value::Str(Cow::Borrowed(p))),
             Op::ResponseCode => Value::Num(u64::from(info.response_code)),
             Op::ResponseCodeDetails => opt_str(&info.response_code_details),

@@ -492,6 +492,8 @@ fn bad_formats_are_rejected_with_the_operator_named() {
         ("%DURATION", "DURATION"),
         ("100% sure", "position"),
         ("%REQ(X", "unclosed"),
+        ("%ROUTE_NAME:3%", "length"),
+        ("%DURATION:2%", "length"),
     ] {
         let err = LogFormat::text(fmt, false).expect_err(fmt);
         assert!(err.0.contains(needle), "{fmt}: {err}");
