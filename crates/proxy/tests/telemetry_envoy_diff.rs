@@ -70,7 +70,7 @@ const JSON_FIELDS: &[(&str, &str)] = &[
     ),
     ("flags_long", "%RESPONSE_FLAGS_LONG%"),
     ("ua_prefix", "%REQ(USER-AGENT):4%"),
-    ("mixed", "code=%RESPONSE_CODE% route=%ROUTE_NAME%"),
+    ("mixed", "code=%RESPONSE_CODE()% 100%% route=%ROUTE_NAME%"),
     // Inputs read back into the StreamInfo (so only their typing is compared).
     ("start_ns", "%START_TIME(%s.%9f)%"),
     ("request_duration", "%REQUEST_DURATION%"),

@@ -73,6 +73,12 @@ impl Template {
                 i = next;
                 continue;
             }
+            // Envoy accepts `%%` as a literal percent sign.
+            if bytes.get(i + 1) == Some(&b'%') {
+                lit.push('%');
+                i += 2;
+                continue;
+            }
             let (cmd, end) = parse_command(s, i)?;
             if !lit.is_empty() {
                 pieces.push(Piece::Lit(std::mem::take(&mut lit)));

@@ -111,7 +111,7 @@ fn header_args(name: &str, arg: Option<&str>) -> Result<(String, Option<String>)
 
 fn no_arg(name: &str, arg: Option<&str>, op: Op) -> Result<Op, FormatError> {
     match arg {
-        None => Ok(op),
+        None | Some("") => Ok(op),
         Some(a) => Err(FormatError(format!(
             "access log format: %{name}% takes no argument, got ({a})"
         ))),

@@ -501,6 +501,13 @@ fn bad_formats_are_rejected_with_the_operator_named() {
 }
 
 #[test]
+fn percent_escapes_and_empty_parens() {
+    let info = seed_request();
+    assert_eq!(text("100%% of %RESPONSE_CODE()%%%", &info), "100% of 200%");
+    assert_eq!(text("%%", &info), "%");
+}
+
+#[test]
 fn truncation_counts_characters() {
     let mut info = seed_request();
     info.request_headers = headers(&[("x-name", "héllo")]);
