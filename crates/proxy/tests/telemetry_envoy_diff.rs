@@ -93,6 +93,14 @@ const JSON_FIELDS: &[(&str, &str)] = &[
     ("remote_no_port", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
     ("grpc", "%GRPC_STATUS%"),
     ("dynamic", "%DYNAMIC_METADATA(foo:bar)%"),
+    ("path_op", "%PATH%"),
+    ("path_nq", "%PATH(NQ)%"),
+    ("path_orig", "%PATH(WQ:ORIG):4%"),
+    ("trace", "%TRACE_ID%"),
+    ("stream_id", "%STREAM_ID%"),
+    ("vcluster", "%VIRTUAL_CLUSTER_NAME%"),
+    ("log_type", "%ACCESS_LOG_TYPE%"),
+    ("env", "%ENVIRONMENT(HOME):5%"),
 ];
 
 fn file_log(path: &Path, format: substitution_format_string::Format) -> AccessLog {
@@ -266,6 +274,12 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
             .expect("connection_id is a number"),
         attempt_count: j["attempts"].as_u64().map(|n| n as u32),
         scheme: st(&j["scheme"]),
+        // HTTP derives it from x-request-id; TCP connections carry their own.
+        stream_id: if protocol.is_none() {
+            st(&j["stream_id"])
+        } else {
+            None
+        },
         duration: Duration::from_millis(j["duration"].as_u64().expect("duration is a number")),
         protocol,
         request_headers: protocol.map(|_| Arc::new(req)),
@@ -400,6 +414,18 @@ fn our_access_log_lines_equal_envoys() {
             );
             let our_json: serde_json::Value =
                 serde_json::from_str(&ours.loggers[1].format.render(&info)).unwrap();
+            let diffs: Vec<String> = j
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, v)| our_json.get(k.as_str()) != Some(v))
+                .map(|(k, v)| format!("{k}: envoy {v}, ours {}", our_json[k.as_str()]))
+                .collect();
+            assert!(
+                diffs.is_empty(),
+                "{tag} JSON differs:\n{}",
+                diffs.join("\n")
+            );
             assert_eq!(our_json, j, "JSON differs");
             compared += 1;
         }

@@ -100,6 +100,9 @@ pub struct StreamInfo {
     /// Protocol spoken to the upstream when it differs from `protocol`
     /// (`%UPSTREAM_PROTOCOL%`; only shown once an upstream connection exists).
     pub upstream_protocol: Option<&'static str>,
+    /// `%STREAM_ID%` when not the request's `x-request-id` (Envoy gives TCP
+    /// connections a random UUID).
+    pub stream_id: Option<String>,
     /// `:scheme` of the request (`%REQ(:SCHEME)%`).
     pub scheme: Option<String>,
     /// Downstream connection id (`%CONNECTION_ID%`).

@@ -23,6 +23,14 @@ pub enum GrpcFormat {
     Number,
 }
 
+/// Where `%PATH%` reads the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathSource {
+    Orig,
+    Path,
+    OrigOrPath,
+}
+
 /// Which stream address an address operator reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addr {
@@ -70,6 +78,20 @@ pub enum Op {
     Hostname(String),
     ConnectionId,
     AttemptCount,
+    /// `%PATH(WQ|NQ:ORIG|PATH|ORIG_OR_PATH)%`: with or without the query, from
+    /// `x-envoy-original-path`, `:path`, or the first of them.
+    Path {
+        query: bool,
+        source: PathSource,
+    },
+    /// `%ENVIRONMENT(X)%`, read once at config time.
+    Environment(Option<String>),
+    /// `%TRACE_ID%`: from `traceparent` or `x-b3-traceid`.
+    TraceId,
+    /// `%STREAM_ID%`: the request id for HTTP.
+    StreamId,
+    /// `%ACCESS_LOG_TYPE%`.
+    AccessLogType,
     /// `%DYNAMIC_METADATA(...)%` and `%FILTER_STATE(...)%`: ironmesh sets none, so
     /// these are always missing (documented in docs/telemetry.md).
     AlwaysMissing,
@@ -86,6 +108,8 @@ pub fn allows_length(name: &str) -> bool {
             | "TRAILER"
             | "RESPONSE_TRAILER"
             | "REQ_WITHOUT_QUERY"
+            | "PATH"
+            | "ENVIRONMENT"
             | "DYNAMIC_METADATA"
             | "FILTER_STATE"
             | "UPSTREAM_FILTER_STATE"
@@ -201,6 +225,40 @@ impl Op {
                 Ok(Op::Trailer(a, b))
             }
             "DYNAMIC_METADATA" | "FILTER_STATE" | "UPSTREAM_FILTER_STATE" => Ok(Op::AlwaysMissing),
+            // No virtual clusters in Istio's routes.
+            "VIRTUAL_CLUSTER_NAME" => simple(Op::AlwaysMissing),
+            "TRACE_ID" => simple(Op::TraceId),
+            "STREAM_ID" => simple(Op::StreamId),
+            "ACCESS_LOG_TYPE" => simple(Op::AccessLogType),
+            "ENVIRONMENT" => {
+                let var = arg.filter(|a| !a.is_empty()).ok_or_else(|| {
+                    FormatError("access log format: %ENVIRONMENT(NAME)% needs a variable name".into())
+                })?;
+                Ok(Op::Environment(std::env::var(var).ok()))
+            }
+            "PATH" => {
+                let mut parts = arg.unwrap_or_default().split(':');
+                let query = match parts.next().unwrap_or_default() {
+                    "" | "WQ" => true,
+                    "NQ" => false,
+                    other => {
+                        return Err(FormatError(format!(
+                            "access log format: %PATH({other})%: use WQ or NQ"
+                        )))
+                    }
+                };
+                let source = match parts.next().unwrap_or_default() {
+                    "" | "ORIG_OR_PATH" => PathSource::OrigOrPath,
+                    "ORIG" => PathSource::Orig,
+                    "PATH" => PathSource::Path,
+                    other => {
+                        return Err(FormatError(format!(
+                            "access log format: %PATH(...:{other})%: use ORIG, PATH or ORIG_OR_PATH"
+                        )))
+                    }
+                };
+                Ok(Op::Path { query, source })
+            }
             _ => Err(FormatError(format!(
                 "access log format: command operator %{name}% is not supported by ironmesh-proxy (see docs/telemetry.md for the supported list)"
             ))),
@@ -270,12 +328,7 @@ impl Op {
             Op::Req(a, b) => first_of(a, b.as_deref(), |h| request_header(info, h)),
             Op::ReqWithoutQuery(a, b) => {
                 match first_of(a, b.as_deref(), |h| request_header(info, h)) {
-                    Value::Str(Cow::Borrowed(s)) => {
-                        Value::Str(Cow::Borrowed(s.split('?').next().unwrap_or(s)))
-                    }
-                    Value::Str(Cow::Owned(s)) => {
-                        Value::Str(Cow::Owned(s.split('?').next().unwrap_or(&s).to_string()))
-                    }
+                    Value::Str(p) => Value::Str(strip_query(p)),
                     v => v,
                 }
             }
@@ -286,9 +339,57 @@ impl Op {
                     .and_then(|m| m.get(h))
                     .map(lossy)
             }),
+            Op::Path { query, source } => {
+                let orig = || request_header(info, "x-envoy-original-path");
+                let path = || request_header(info, ":path");
+                let v = match source {
+                    PathSource::Orig => orig(),
+                    PathSource::Path => path(),
+                    PathSource::OrigOrPath => orig().or_else(path),
+                };
+                match v {
+                    Some(p) if !*query => Value::Str(strip_query(p)),
+                    Some(p) => Value::Str(p),
+                    None => Value::Missing,
+                }
+            }
+            Op::Environment(v) => match v.as_deref() {
+                Some(v) if !v.is_empty() => Value::Str(Cow::Owned(v.to_string())),
+                _ => Value::Missing,
+            },
+            Op::TraceId => trace_id(info).map_or(Value::Missing, Value::Str),
+            Op::StreamId => match info.stream_id.as_deref() {
+                Some(id) => Value::Str(Cow::Borrowed(id)),
+                None => request_header(info, "x-request-id").map_or(Value::Missing, Value::Str),
+            },
+            Op::AccessLogType => Value::Str(Cow::Borrowed(if info.protocol.is_some() {
+                "DownstreamEnd"
+            } else {
+                "TcpConnectionEnd"
+            })),
             Op::AlwaysMissing => Value::Missing,
         }
     }
+}
+
+fn strip_query(p: Cow<'_, str>) -> Cow<'_, str> {
+    match p {
+        Cow::Borrowed(s) => Cow::Borrowed(s.split('?').next().unwrap_or(s)),
+        Cow::Owned(s) => Cow::Owned(s.split('?').next().unwrap_or(&s).to_string()),
+    }
+}
+
+/// The W3C or B3 trace id the request carries (this proxy's span shares it).
+fn trace_id(info: &StreamInfo) -> Option<Cow<'_, str>> {
+    if let Some(tp) = request_header(info, "traceparent") {
+        let id = tp
+            .split('-')
+            .nth(1)
+            .filter(|id| id.len() == 32)?
+            .to_string();
+        return Some(Cow::Owned(id));
+    }
+    request_header(info, "x-b3-traceid")
 }
 
 fn hostname() -> String {

@@ -361,6 +361,57 @@ fn request_path_and_query_operators() {
 }
 
 #[test]
+fn path_trace_stream_and_environment() {
+    let mut info = seed_request();
+    info.path = Some("/status/418?x=1".into());
+    assert_eq!(
+        text("%PATH%|%PATH(NQ)%|%PATH(WQ:ORIG)%", &info),
+        "/status/418?x=1|/status/418|-"
+    );
+    info.request_headers = headers(&[
+        ("x-envoy-original-path", "/orig?y=2"),
+        ("x-request-id", "rid"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ]);
+    assert_eq!(
+        text("%PATH%|%PATH(NQ:PATH)%|%PATH(WQ:ORIG):5%", &info),
+        "/orig?y=2|/status/418|/orig"
+    );
+    assert_eq!(
+        text("%TRACE_ID% %STREAM_ID% %ACCESS_LOG_TYPE%", &info),
+        "4bf92f3577b34da6a3ce929d0e0e4736 rid DownstreamEnd"
+    );
+    info.request_headers = headers(&[("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")]);
+    assert_eq!(
+        text("%TRACE_ID% %STREAM_ID%", &info),
+        "80f198ee56343ba864fe8b2a57d3eff7 -"
+    );
+    info.stream_id = Some("tcp-uuid".into());
+    assert_eq!(text("%STREAM_ID%", &info), "tcp-uuid");
+    let tcp = StreamInfo::default();
+    assert_eq!(
+        text("%ACCESS_LOG_TYPE% %VIRTUAL_CLUSTER_NAME%", &tcp),
+        "TcpConnectionEnd -"
+    );
+    let home = std::env::var("PATH").unwrap_or_default();
+    assert_eq!(
+        text("%ENVIRONMENT(PATH)%", &tcp),
+        if home.is_empty() {
+            "-".to_string()
+        } else {
+            home
+        }
+    );
+    assert_eq!(text("%ENVIRONMENT(IRONMESH_SURELY_UNSET_VAR)%", &tcp), "-");
+    assert!(LogFormat::text("%PATH(XQ)%", false).is_err());
+    assert!(LogFormat::text("%PATH(NQ:ELSEWHERE)%", false).is_err());
+    assert!(LogFormat::text("%ENVIRONMENT()%", false).is_err());
+}
+
+#[test]
 fn grpc_status_forms() {
     let mut info = seed_request();
     info.protocol = Some("HTTP/2");
