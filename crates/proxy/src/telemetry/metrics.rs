@@ -138,10 +138,17 @@ struct Entry<S> {
     series: S,
 }
 
+/// Series per table beyond which new label sets are not counted: label values such as
+/// the Host-header fallback of `destination_service` come from clients, and memory
+/// must stay bounded whatever they send.
+pub const MAX_SERIES: usize = 20_000;
+
 #[derive(Debug)]
 struct Table<S> {
     hasher: RandomState,
     map: RwLock<HashMap<u64, Vec<Arc<Entry<S>>>>>,
+    len: AtomicU64,
+    overflow: AtomicU64,
 }
 
 impl<S> Default for Table<S> {
@@ -149,6 +156,8 @@ impl<S> Default for Table<S> {
         Self {
             hasher: RandomState::new(),
             map: RwLock::default(),
+            len: AtomicU64::new(0),
+            overflow: AtomicU64::new(0),
         }
     }
 }
@@ -160,15 +169,24 @@ impl<S: Default> Table<S> {
         tcp: bool,
         local: &PeerMetadata,
         peer: Option<&Arc<PeerMetadata>>,
-    ) -> Arc<Entry<S>> {
+    ) -> Option<Arc<Entry<S>>> {
         let hash = self.hasher.hash_one(key);
         if let Ok(map) = self.map.read() {
             if let Some(e) = map
                 .get(&hash)
                 .and_then(|v| v.iter().find(|e| e.key.matches(key)))
             {
-                return e.clone();
+                return Some(e.clone());
             }
+        }
+        if self.len.load(Relaxed) >= MAX_SERIES as u64 {
+            if self.overflow.fetch_add(1, Relaxed) == 0 {
+                tracing::warn!(
+                    max = MAX_SERIES,
+                    "too many distinct metric label sets; new ones are not counted (often many Host headers for unknown services)"
+                );
+            }
+            return None;
         }
         let entry = Arc::new(Entry {
             labels: render_labels(key, tcp, local),
@@ -189,10 +207,11 @@ impl<S: Default> Table<S> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let bucket = map.entry(hash).or_default();
         if let Some(e) = bucket.iter().find(|e| e.key.matches(key)) {
-            return e.clone();
+            return Some(e.clone());
         }
         bucket.push(entry.clone());
-        entry
+        self.len.fetch_add(1, Relaxed);
+        Some(entry)
     }
 
     fn entries(&self) -> Vec<Arc<Entry<S>>> {
@@ -242,7 +261,9 @@ impl Metrics {
     pub fn record(&self, local: &PeerMetadata, info: &StreamInfo) {
         let key = key_of(info);
         if info.protocol.is_none() {
-            let e = self.tcp.get(&key, true, local, info.peer.as_ref());
+            let Some(e) = self.tcp.get(&key, true, local, info.peer.as_ref()) else {
+                return;
+            };
             e.series.sent.fetch_add(info.bytes_sent, Relaxed);
             e.series.received.fetch_add(info.bytes_received, Relaxed);
             if !info.tcp_open_reported {
@@ -251,7 +272,9 @@ impl Metrics {
             e.series.closed.fetch_add(1, Relaxed);
             return;
         }
-        let e = self.http.get(&key, false, local, info.peer.as_ref());
+        let Some(e) = self.http.get(&key, false, local, info.peer.as_ref()) else {
+            return;
+        };
         e.series.requests.fetch_add(1, Relaxed);
         e.series
             .duration
@@ -269,8 +292,14 @@ impl Metrics {
     /// Counts a TCP connection opened (before its close record).
     pub fn record_tcp_open(&self, local: &PeerMetadata, info: &StreamInfo) {
         let key = key_of(info);
-        let e = self.tcp.get(&key, true, local, info.peer.as_ref());
-        e.series.opened.fetch_add(1, Relaxed);
+        if let Some(e) = self.tcp.get(&key, true, local, info.peer.as_ref()) {
+            e.series.opened.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records not counted because [`MAX_SERIES`] was reached.
+    pub fn overflow(&self) -> u64 {
+        self.http.overflow.load(Relaxed) + self.tcp.overflow.load(Relaxed)
     }
 
     /// Envoy-shaped Prometheus text.

@@ -169,6 +169,12 @@ impl Telemetry {
         self.metrics.record_tcp_open(&self.local, info);
     }
 
+    /// Records not counted because the series limit was reached
+    /// (`metrics::MAX_SERIES` label sets per table).
+    pub fn metrics_overflow(&self) -> u64 {
+        self.metrics.overflow()
+    }
+
     /// Prometheus text exposition of every metric (`/stats/prometheus`), shaped like
     /// Envoy's (`# TYPE` lines, no `# EOF`).
     pub fn render_prometheus(&self) -> String {

@@ -384,3 +384,28 @@ fn envoy_double_matches_printf_g() {
     assert_eq!(envoy_double(1_800_000.0), "1.8e+06");
     assert_eq!(envoy_double(10_000_000.0), "1e+07");
 }
+
+#[test]
+fn series_are_bounded() {
+    let t = Telemetry::new(meta("gw", "ns", "gw", "v1"));
+    let mut info = request(Direction::Outbound, None);
+    info.destination_service = None;
+    for i in 0..MAX_SERIES + 10 {
+        info.authority = Some(format!("host-{i}.example"));
+        t.record(&info, &Default::default());
+    }
+    assert_eq!(t.metrics_overflow(), 10);
+    // Known series keep counting.
+    info.authority = Some("host-0.example".into());
+    t.record(&info, &Default::default());
+    assert_eq!(t.metrics_overflow(), 10);
+    let text = t.render_prometheus();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains("destination_service=\"host-0.example\"")
+        })
+        .unwrap();
+    assert!(line.ends_with(" 2"), "{line}");
+}
