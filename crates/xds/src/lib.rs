@@ -16,6 +16,7 @@ pub mod debounce;
 pub mod hash;
 pub mod json;
 pub mod names;
+pub mod nds;
 pub mod server;
 pub mod type_url;
 
