@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bins;
+pub mod echo;
 pub mod envoy;
 pub mod python;
 
