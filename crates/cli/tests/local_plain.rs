@@ -124,6 +124,25 @@ fn pods_without_sidecars_run_talk_restart_and_go_away() {
             .any(|l| l.starts_with("240.240.") && l.ends_with(" web")),
         "{hosts}"
     );
+    // By Service name and port, as kube-proxy would: VIP:8000 → pod:80.
+    let by_name = eventually(Duration::from_secs(10), || {
+        let out = run(&[
+            "exec",
+            "client",
+            "--",
+            "curl",
+            "-sS",
+            "-m",
+            "3",
+            "http://web:8000/get",
+        ]);
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && body.contains("\"url\"")).then_some(body)
+    });
+    assert!(
+        by_name.is_some(),
+        "http://web:8000 did not answer from the client pod"
+    );
     let logs = ok(&["logs", "web", "-n", "plain"]);
     assert!(
         logs.contains("/headers"),

@@ -7,6 +7,7 @@ pub mod cmds;
 mod forward;
 pub mod get;
 mod images;
+mod kubeproxy;
 mod manifests;
 mod net;
 mod pods;

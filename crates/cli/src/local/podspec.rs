@@ -60,6 +60,8 @@ pub fn proc_specs(p: &PodPlan, ip: &str, bin_dir: &Path) -> (Vec<ProcSpec>, Vec<
             "sidecar".into(),
             "--domain".into(),
             format!("{}.svc.cluster.local", p.namespace),
+            "--discovery-address".into(),
+            format!("{BRIDGE_IP}:{XDS_PORT}"),
         ];
         out.push(ProcSpec {
             container: "istio-proxy".into(),
@@ -83,8 +85,12 @@ pub fn proc_specs(p: &PodPlan, ip: &str, bin_dir: &Path) -> (Vec<ProcSpec>, Vec<
         }
         let mut env = container_env(p, ip, c);
         let (program, args, uid, kind) = match program_for(c) {
-            Program::Proxy(args) => {
+            Program::Proxy(mut args) => {
                 env.extend(proxy_env(p, ip));
+                if !args.iter().any(|a| a.starts_with("--discovery-address")) {
+                    args.push("--discovery-address".into());
+                    args.push(format!("{BRIDGE_IP}:{XDS_PORT}"));
+                }
                 (proxy.clone(), args, PROXY_UID, ProcKind::Sidecar)
             }
             Program::Sample(args) => {

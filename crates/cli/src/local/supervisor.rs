@@ -18,7 +18,7 @@ use super::pods::{self, desired_pods, pod_file, pod_object, PodPlan};
 use super::podspec::proc_specs;
 use super::procs::{self, ProcKind, ProcSpec};
 use super::state::*;
-use super::{forward, teardown};
+use super::{forward, kubeproxy, teardown};
 
 struct Proc {
     spec: ProcSpec,
@@ -43,6 +43,8 @@ pub struct Supervisor {
     discovery: Option<Child>,
     started: Instant,
     forwarders: Vec<forward::Forwarder>,
+    /// The node's nat table as last applied.
+    service_rules: String,
 }
 
 pub fn say(msg: impl AsRef<str>) {
@@ -70,6 +72,7 @@ pub fn run(files: Vec<PathBuf>, profile: String, stop: Arc<AtomicBool>) -> anyho
         discovery: None,
         started: Instant::now(),
         forwarders: Vec::new(),
+        service_rules: String::new(),
     };
     sup.state.save()?;
     let result = sup.start(&files, &profile).and_then(|()| sup.serve());
@@ -219,8 +222,43 @@ impl Supervisor {
             self.start_pod(plan)?;
         }
         self.write_dns_files();
+        self.sync_service_rules(&objects);
         self.reconcile_seen = mtime(&reconcile_file());
         Ok(())
+    }
+
+    /// kube-proxy's rules for the ready pods (see kubeproxy.rs).
+    fn sync_service_rules(&mut self, objects: &[ironmesh_config::Object]) {
+        let endpoints: Vec<kubeproxy::Endpoint> = self
+            .state
+            .pods
+            .iter()
+            .filter(|ps| ps.ready)
+            .filter_map(|ps| {
+                let pod = self.pods.get(&(ps.namespace.clone(), ps.name.clone()))?;
+                let ports = pod
+                    .plan
+                    .spec
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+                    .collect();
+                Some(kubeproxy::Endpoint {
+                    namespace: &ps.namespace,
+                    ip: &ps.ip,
+                    labels: &pod.plan.labels,
+                    ports,
+                })
+            })
+            .collect();
+        let rules = kubeproxy::rules(objects, &endpoints);
+        if rules != self.service_rules {
+            match kubeproxy::apply(&rules) {
+                Ok(()) => self.service_rules = rules,
+                Err(e) => say(format!("  warning: {e:#}")),
+            }
+        }
     }
 
     fn start_pod(&mut self, plan: PodPlan) -> anyhow::Result<()> {
@@ -507,6 +545,11 @@ impl Supervisor {
                 announced = true;
             } else if changed {
                 self.state.save()?;
+            }
+            if changed {
+                if let Ok(objects) = pods::load_config_objects() {
+                    self.sync_service_rules(&objects);
+                }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
