@@ -261,6 +261,21 @@ pub fn pod_object(p: &PodPlan, ip: &str, phase: &str, ready: bool) -> Value {
             r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":[],"imagePullSecrets":null,"revision":"default"}"#.into(),
         );
     }
+    // What the Deployment controller writes: discovery derives workload names from it.
+    let (generate_name, owner_refs) = match p.owner.split_once('/') {
+        Some(("Deployment", _)) => {
+            let rs = p.name.rsplit_once('-').map(|(rs, _)| rs).unwrap_or(&p.name);
+            (
+                format!("{rs}-"),
+                json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": format!("ironmesh-{rs}"), "controller": true}]),
+            )
+        }
+        Some((kind, name)) => (
+            format!("{name}-"),
+            json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("ironmesh-{name}"), "controller": true}]),
+        ),
+        None => (String::new(), json!([])),
+    };
     let mut spec = serde_json::to_value(&p.spec).unwrap_or_else(|_| json!({}));
     spec["nodeName"] = json!("ironmesh-node");
     spec["serviceAccountName"] = json!(p.service_account());
@@ -272,6 +287,8 @@ pub fn pod_object(p: &PodPlan, ip: &str, phase: &str, ready: bool) -> Value {
             "namespace": p.namespace,
             "labels": labels,
             "annotations": annotations,
+            "generateName": generate_name,
+            "ownerReferences": owner_refs,
         },
         "spec": spec,
         "status": {

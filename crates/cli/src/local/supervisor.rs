@@ -45,6 +45,8 @@ pub struct Supervisor {
     forwarders: Vec<forward::Forwarder>,
     /// The node's nat table as last applied.
     service_rules: String,
+    /// The last time a pod's readiness changed.
+    last_change: Instant,
 }
 
 pub fn say(msg: impl AsRef<str>) {
@@ -73,6 +75,7 @@ pub fn run(files: Vec<PathBuf>, profile: String, stop: Arc<AtomicBool>) -> anyho
         started: Instant::now(),
         forwarders: Vec::new(),
         service_rules: String::new(),
+        last_change: Instant::now(),
     };
     sup.state.save()?;
     let result = sup.start(&files, &profile).and_then(|()| sup.serve());
@@ -520,7 +523,15 @@ impl Supervisor {
                     self.reconcile_seen = mtime(&reconcile_file());
                 }
             }
-            let all_ready = self.state.pods.iter().all(|p| p.ready);
+            if changed {
+                self.last_change = Instant::now();
+            }
+            // Ready means the pods are up *and* every proxy has acknowledged config
+            // that includes them (Pod readiness reaches discovery through the config
+            // dir, then a debounced push).
+            let all_ready = self.state.pods.iter().all(|p| p.ready)
+                && self.last_change.elapsed() > Duration::from_millis(400)
+                && self.proxies_synced();
             if !announced && (all_ready || Instant::now() > ready_deadline) {
                 self.start_forwards();
                 let ms = self.started.elapsed().as_millis() as u64;
@@ -554,6 +565,37 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(200));
         }
         Ok(())
+    }
+
+    /// Every pod with a proxy is connected to discovery and has acknowledged the last
+    /// version of every type it subscribed to.
+    fn proxies_synced(&self) -> bool {
+        let expected = self
+            .state
+            .pods
+            .iter()
+            .filter(|p| p.injected || p.gateway)
+            .count();
+        if expected == 0 {
+            return true;
+        }
+        let url = format!("http://{BRIDGE_IP}:{DISCOVERY_HTTP_PORT}/debug/syncz");
+        let Some(body) = http_get(&url) else {
+            return false;
+        };
+        let Ok(serde_json::Value::Array(proxies)) = serde_json::from_str(&body) else {
+            return false;
+        };
+        proxies.len() >= expected
+            && proxies.iter().all(|p| {
+                p["types"].as_object().is_some_and(|types| {
+                    types.values().all(|t| {
+                        t["subscribed"] != true
+                            || (!t["sentVersion"].is_null()
+                                && t["sentVersion"] == t["ackedVersion"])
+                    })
+                })
+            })
     }
 
     fn start_forwards(&mut self) {
@@ -692,6 +734,14 @@ pub fn http_ok(url: &str) -> bool {
         .build()
         .new_agent();
     matches!(agent.get(url).call(), Ok(r) if r.status().as_u16() == 200)
+}
+
+fn http_get(url: &str) -> Option<String> {
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(800)))
+        .build()
+        .new_agent();
+    agent.get(url).call().ok()?.body_mut().read_to_string().ok()
 }
 
 pub fn tail(path: &Path, n: usize) -> String {
