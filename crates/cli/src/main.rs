@@ -103,6 +103,12 @@ fn main() -> ExitCode {
             argv.push(url.into());
         }
     }
+    if argv
+        .get(1)
+        .is_some_and(|a| a == "proxy-config" || a == "pc")
+    {
+        local::resolve_proxy_arg(&mut argv);
+    }
     let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Validate(args) => validate::run(args),

@@ -155,6 +155,22 @@ fn httpbin_through_sidecars_and_the_gateway() {
         assert_eq!(row.matches("SYNCED").count(), 4, "{row}");
     }
 
+    // proxy-config by pod prefix, shaped like the seeds' tables.
+    let routes = ok(&["proxy-config", "route", "sleep"]);
+    assert!(
+        routes.contains("httpbin.istio-demo.svc.cluster.local:8000"),
+        "{routes}"
+    );
+    let endpoints = ok(&["proxy-config", "endpoint", "sleep", "-n", "istio-demo"]);
+    assert!(
+        endpoints
+            .lines()
+            .any(|l| l.starts_with(&format!("{}:80 ", httpbin[5]))
+                && l.contains("HEALTHY")
+                && l.contains("outbound|8000||httpbin.istio-demo.svc.cluster.local")),
+        "{endpoints}"
+    );
+
     // The proxy's own traffic (uid 1337) is not captured: a call from the istio-proxy
     // container straight to httpbin's pod IP leaves no outbound log line in sleep's sidecar.
     let before = ok(&["logs", "sleep", "-c", "istio-proxy"])
