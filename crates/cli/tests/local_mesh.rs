@@ -72,8 +72,14 @@ fn httpbin_through_sidecars_and_the_gateway() {
     if require_root("httpbin_through_sidecars_and_the_gateway").is_none() {
         return;
     }
-    let (_mesh, out) = Mesh::up(&["-f", &example("httpbin")]);
+    let (_mesh, out) = Mesh::up(&["--profile", "demo", "-f", &example("httpbin")]);
     assert!(out.contains("✔ ready in"), "{out}");
+    let egress = pod_row("istio-egressgateway-");
+    assert_eq!(
+        &egress[0..4],
+        ["istio-system", &egress[1], "1/1", "Running"],
+        "demo adds the egress gateway"
+    );
     let sleep = pod_row("sleep-");
     let httpbin = pod_row("httpbin-");
     assert_eq!(&sleep[2..4], ["2/2", "Running"], "{sleep:?}");
@@ -129,6 +135,12 @@ fn httpbin_through_sidecars_and_the_gateway() {
         .unwrap()
         .starts_with(&format!("{}:", sleep[5])));
 
+    // The agent's ports are excluded from capture and answer directly.
+    let (code, _) = curl(&[&format!("http://{}:15021/healthz/ready", httpbin[5])]);
+    assert_eq!(code, 200, "15021 readiness");
+    let (code, _) = curl(&[&format!("http://{}:15020/stats/prometheus", httpbin[5])]);
+    assert_eq!(code, 200, "15020 merged stats");
+
     // Both reporters count the call.
     assert!(
         metric(&sleep[5], "source") >= 1.0,
@@ -150,9 +162,11 @@ fn httpbin_through_sidecars_and_the_gateway() {
     // Every proxy acknowledged its config.
     let status = ok(&["proxy-status", "-v"]);
     let rows: Vec<&str> = status.lines().skip(1).collect();
-    assert_eq!(rows.len(), 3, "{status}");
+    assert_eq!(rows.len(), 4, "{status}");
     for row in rows {
-        assert_eq!(row.matches("SYNCED").count(), 4, "{row}");
+        // The egress gateway has no routes to subscribe to (RDS IGNORED).
+        assert!(row.matches("SYNCED").count() >= 3, "{row}");
+        assert!(!row.contains("STALE") && !row.contains("NOT SENT"), "{row}");
     }
 
     // proxy-config by pod prefix, shaped like the seeds' tables.

@@ -64,6 +64,16 @@ spec:
 "#;
 
 const EXTRA: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: extra
+  namespace: plain
+spec:
+  selector: {app: extra}
+  ports:
+  - {name: http, port: 80}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -192,6 +202,22 @@ fn pods_without_sidecars_run_talk_restart_and_go_away() {
         (rows.len() == 2 && rows.iter().all(|r| r[2] == "1/1")).then_some(rows)
     });
     assert!(two.is_some(), "extra pods not running: {:?}", pods());
+    // The new Service is in every pod's hosts file and routed to the new pods.
+    let page = eventually(Duration::from_secs(10), || {
+        let out = run(&[
+            "exec",
+            "client",
+            "--",
+            "curl",
+            "-sS",
+            "-m",
+            "3",
+            "http://extra/",
+        ]);
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        body.contains("Welcome to nginx!").then_some(body)
+    });
+    assert!(page.is_some(), "http://extra/ did not answer after apply");
     ok(&["delete", "-f", extra.to_str().unwrap()]);
     let gone = eventually(Duration::from_secs(30), || {
         (!pods().iter().any(|r| r[1].starts_with("extra-"))).then_some(())
@@ -276,6 +302,67 @@ fn up_refuses_invalid_manifests_and_makes_nothing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid"), "{err}");
+    assert_eq!(
+        leftovers_in(&["plain", "istio-system"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn foreground_up_stops_on_ctrl_c_and_refuses_a_second_mesh() {
+    if require_root("foreground_up_stops_on_ctrl_c_and_refuses_a_second_mesh").is_none() {
+        return;
+    }
+    use std::io::{BufRead as _, BufReader};
+    let dir = manifests_dir("fg");
+    let _guard = Mesh::up_lock_only();
+    let mut child = std::process::Command::new(ironmesh())
+        .args(["up", "--profile", "minimal", "-f", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.starts_with("✔ ready in")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("web-") && l.contains("Running")),
+        "{seen:#?}"
+    );
+
+    let second = run(&[
+        "up",
+        "-d",
+        "--profile",
+        "minimal",
+        "-f",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "up exited with {status}: {rest:#?}");
     assert_eq!(
         leftovers_in(&["plain", "istio-system"]),
         Vec::<String>::new()

@@ -43,6 +43,14 @@ pub fn apply(args: FilesArgs) -> ExitCode {
         let Some(mut state) = running_state() else {
             anyhow::bail!("nothing to apply to");
         };
+        if !state
+            .supervisor_pid
+            .is_some_and(|p| pid_alive(p, "__supervise"))
+        {
+            anyhow::bail!(
+                "the local mesh's supervisor is not running; `ironmesh down` and `ironmesh up` again"
+            );
+        }
         validate(&args.files)?;
         let docs = read_documents(&args.files)?;
         // The supervisor owns the VIP table; a fresh read narrows the race with it to

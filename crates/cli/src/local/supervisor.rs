@@ -202,6 +202,18 @@ impl Supervisor {
     /// pods whose owner is gone, refreshes every pod's hosts file.
     fn reconcile(&mut self) -> anyhow::Result<()> {
         let objects = pods::load_config_objects()?;
+        // `apply` assigns VIPs to the Services it writes: the config dir is the truth.
+        self.state.vips = objects
+            .iter()
+            .filter_map(|o| match &o.resource {
+                ironmesh_config::Resource::Service(svc) => {
+                    let ip = svc.spec.as_ref()?.cluster_ip.clone()?;
+                    ip.contains('.')
+                        .then(|| (format!("{}/{}", o.namespace(), o.name()), ip))
+                }
+                _ => None,
+            })
+            .collect();
         let desired = desired_pods(&objects, &self.state.pods);
         let keys: Vec<(String, String)> = desired
             .iter()
