@@ -20,7 +20,7 @@ mod metrics;
 mod peer;
 mod time;
 
-pub use access_log::AccessLogs;
+pub use access_log::{reopen_all as reopen_access_logs, AccessLogs};
 pub use flags::ResponseFlags;
 pub use format::{FormatError, LogFormat};
 pub use peer::{PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
