@@ -23,7 +23,7 @@ mod time;
 pub use access_log::{reopen_all as reopen_access_logs, AccessLogs};
 pub use flags::ResponseFlags;
 pub use format::{FormatError, LogFormat};
-pub use peer::{PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
+pub use peer::{PeerCache, PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
 
 /// Which side of the proxy saw the stream: `reporter=source` for outbound (the client
 /// sidecar / gateway), `reporter=destination` for inbound.
@@ -138,6 +138,7 @@ pub struct PeerMetadata {
 pub struct Telemetry {
     local: PeerMetadata,
     metrics: metrics::Metrics,
+    peers: PeerCache,
 }
 
 impl Telemetry {
@@ -146,7 +147,14 @@ impl Telemetry {
         Self {
             local,
             metrics: metrics::Metrics::default(),
+            peers: PeerCache::default(),
         }
+    }
+
+    /// The peer named by Istio's metadata-exchange headers (`x-envoy-peer-metadata`),
+    /// decoded once per distinct value; set it as `StreamInfo::peer`.
+    pub fn peer_from_headers(&self, headers: &http::HeaderMap) -> Option<Arc<PeerMetadata>> {
+        self.peers.from_headers(headers)
     }
 
     /// This proxy's own workload.
