@@ -157,6 +157,15 @@ impl Telemetry {
         self.peers.from_headers(headers)
     }
 
+    /// Like [`Telemetry::new`] with at most `max` metric label sets per table (the
+    /// default is `metrics::MAX_SERIES`).
+    pub fn with_series_limit(local: PeerMetadata, max: usize) -> Self {
+        Self {
+            metrics: metrics::Metrics::with_limit(max),
+            ..Self::new(local)
+        }
+    }
+
     /// This proxy's own workload.
     pub fn local(&self) -> &PeerMetadata {
         &self.local

@@ -387,10 +387,10 @@ fn envoy_double_matches_printf_g() {
 
 #[test]
 fn series_are_bounded() {
-    let t = Telemetry::new(meta("gw", "ns", "gw", "v1"));
+    let t = Telemetry::with_series_limit(meta("gw", "ns", "gw", "v1"), 100);
     let mut info = request(Direction::Outbound, None);
     info.destination_service = None;
-    for i in 0..MAX_SERIES + 10 {
+    for i in 0..110 {
         info.authority = Some(format!("host-{i}.example"));
         t.record(&info, &Default::default());
     }
@@ -408,4 +408,78 @@ fn series_are_bounded() {
         })
         .unwrap();
     assert!(line.ends_with(" 2"), "{line}");
+}
+
+#[test]
+fn replicas_share_a_series() {
+    let t = Telemetry::new(meta("productpage-v1", "bookinfo", "productpage", "v1"));
+    for hash in ["aaa", "bbb"] {
+        let mut peer = meta("ratings-v1", "bookinfo", "ratings", "v1");
+        peer.labels.insert("pod-template-hash".into(), hash.into());
+        t.record(
+            &request(Direction::Outbound, Some(peer)),
+            &Default::default(),
+        );
+    }
+    let s = samples(&t, "istio_requests_total");
+    assert_eq!(
+        s.len(),
+        1,
+        "pod labels that are not metric labels must not split series"
+    );
+    assert_eq!(s[0].value, 2.0);
+}
+
+#[test]
+fn outbound_mtls_principals_and_no_duplicate_series() {
+    let t = Telemetry::new(meta("productpage-v1", "bookinfo", "productpage", "v1"));
+    let mut info = request(
+        Direction::Outbound,
+        Some(meta("ratings-v1", "bookinfo", "ratings", "v1")),
+    );
+    info.mutual_tls = true;
+    info.local_principal = Some("spiffe://cluster.local/ns/bookinfo/sa/productpage".into());
+    info.peer_principal = Some("spiffe://cluster.local/ns/bookinfo/sa/ratings".into());
+    t.record(&info, &Default::default());
+    let s = &samples(&t, "istio_requests_total")[0];
+    assert_eq!(
+        s.label("source_principal"),
+        "spiffe://cluster.local/ns/bookinfo/sa/productpage"
+    );
+    assert_eq!(
+        s.label("destination_principal"),
+        "spiffe://cluster.local/ns/bookinfo/sa/ratings"
+    );
+    assert_eq!(s.label("connection_security_policy"), "unknown");
+    // Plaintext with and without principals known, and mTLS without principals: all
+    // render the same labels, so they must be one series.
+    let mut plain = info.clone();
+    plain.mutual_tls = false;
+    t.record(&plain, &Default::default());
+    plain.peer_principal = None;
+    plain.local_principal = None;
+    t.record(&plain, &Default::default());
+    plain.mutual_tls = true;
+    t.record(&plain, &Default::default());
+    // Same labels through the authority fallback as through destination_service.
+    plain.destination_service = None;
+    plain.authority = Some("ratings.bookinfo.svc.cluster.local".into());
+    t.record(&plain, &Default::default());
+    let all = samples(&t, "istio_requests_total");
+    assert_eq!(all.len(), 2, "{all:?}");
+    let unknown = all
+        .iter()
+        .find(|s| s.label("source_principal") == "unknown")
+        .unwrap();
+    assert_eq!(unknown.value, 4.0);
+    let text = t.render_prometheus();
+    let mut series: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    let n = series.len();
+    series.sort();
+    series.dedup();
+    assert_eq!(series.len(), n, "no series appears twice");
 }
