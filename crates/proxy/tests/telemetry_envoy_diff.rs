@@ -202,6 +202,19 @@ fn http_get(port: u16, path: &str, extra: &str) -> String {
     out
 }
 
+fn admin_post(admin: SocketAddr, path: &str) {
+    let mut s = TcpStream::connect(admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
+}
+
 fn sa(v: &serde_json::Value) -> Option<SocketAddr> {
     v.as_str()
         .map(|s| s.parse().unwrap_or_else(|e| panic!("address {s}: {e}")))
@@ -399,6 +412,9 @@ fn our_access_log_lines_equal_envoys() {
         }
     }
 
+    // Envoy flushes access-log files every 10 s (--file-flush-interval-msec); reopening
+    // flushes them now.
+    admin_post(envoy.admin_address(), "/reopen_logs");
     let mut compared = 0;
     for (tag, ours, n) in [("http", &ours_http, 3), ("tcp", &ours_tcp, 1)] {
         let text = wait_lines(&dir.path().join(format!("{tag}.text.log")), n);
