@@ -522,7 +522,8 @@ fn or_unknown(s: &str) -> &str {
     }
 }
 
-/// `name.namespace.svc…` → (name, namespace); other hosts keep their whole name.
+/// `name.namespace.svc…` → (name, namespace); other hosts (the Host-header fallback)
+/// keep their whole value, port included, as Istio reports them.
 fn service_name_ns(fqdn: &str) -> (&str, Option<&str>) {
     let host = fqdn
         .rsplit_once(':')
@@ -531,7 +532,7 @@ fn service_name_ns(fqdn: &str) -> (&str, Option<&str>) {
     let mut parts = host.splitn(4, '.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(name), Some(ns), Some("svc")) => (name, Some(ns)),
-        _ => (host, None),
+        _ => (fqdn, None),
     }
 }
 

@@ -240,6 +240,14 @@ fn unknown_destination_service_falls_back_to_authority() {
     assert_eq!(s.label("destination_service_name"), "httpbin.org");
     assert_eq!(s.label("destination_service_namespace"), "unknown");
     assert_eq!(s.label("destination_workload"), "unknown");
+    // The fallback keeps the port, as Istio's does.
+    info.authority = Some("127.0.0.1:8080".into());
+    t.record(&info, &Default::default());
+    let s = samples(&t, "istio_requests_total")
+        .into_iter()
+        .find(|s| s.label("destination_service") == "127.0.0.1:8080")
+        .unwrap();
+    assert_eq!(s.label("destination_service_name"), "127.0.0.1:8080");
 }
 
 #[test]
