@@ -23,6 +23,7 @@ mod time;
 pub use access_log::{reopen_all as reopen_access_logs, AccessLogs};
 pub use flags::ResponseFlags;
 pub use format::{FormatError, LogFormat};
+pub use metrics::MAX_SERIES;
 pub use peer::{PeerCache, PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
 
 /// Which side of the proxy saw the stream: `reporter=source` for outbound (the client
@@ -142,10 +143,11 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// `local` is this proxy's own workload (from node metadata).
+    /// `local` is this proxy's own workload (from node metadata); canonical
+    /// service/revision, app and version left empty are derived from its labels.
     pub fn new(local: PeerMetadata) -> Self {
         Self {
-            local,
+            local: local.with_derived_labels(),
             metrics: metrics::Metrics::default(),
             peers: PeerCache::default(),
         }
@@ -158,7 +160,7 @@ impl Telemetry {
     }
 
     /// Like [`Telemetry::new`] with at most `max` metric label sets per table (the
-    /// default is `metrics::MAX_SERIES`).
+    /// default is [`MAX_SERIES`]).
     pub fn with_series_limit(local: PeerMetadata, max: usize) -> Self {
         Self {
             metrics: metrics::Metrics::with_limit(max),
@@ -187,7 +189,7 @@ impl Telemetry {
     }
 
     /// Records not counted because the series limit was reached
-    /// (`metrics::MAX_SERIES` label sets per table).
+    /// ([`MAX_SERIES`] label sets per table).
     pub fn metrics_overflow(&self) -> u64 {
         self.metrics.overflow()
     }
