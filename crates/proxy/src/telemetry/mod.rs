@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 mod access_log;
+pub mod exchange;
 mod flags;
 pub mod format;
 mod metrics;
