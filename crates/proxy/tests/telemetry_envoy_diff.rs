@@ -466,4 +466,44 @@ fn our_access_log_lines_equal_envoys() {
         }
     }
     assert_eq!(compared, 6);
+
+    // Envoy's own histograms use the same default buckets Istio's do: the `le` values
+    // (and their `%g` spelling) of our exposition must match Envoy's.
+    let envoy_prom = envoy.admin_get("/stats/prometheus");
+    let les = |text: &str, metric: &str| -> Vec<String> {
+        let mut seen_labels = None;
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}_bucket{{")))
+            .filter(|l| {
+                // Only the first series of the metric.
+                let labels = l.split(",le=").next().unwrap().to_string();
+                seen_labels.get_or_insert_with(|| labels.clone()) == &labels
+            })
+            .map(|l| {
+                l.split("le=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let envoy_les = les(&envoy_prom, "envoy_cluster_upstream_rq_time");
+    assert!(
+        !envoy_les.is_empty(),
+        "Envoy exposes upstream_rq_time\n{envoy_prom}"
+    );
+    assert!(envoy_prom.contains("# TYPE envoy_cluster_upstream_rq_time histogram"));
+    let t = ironmesh_proxy::telemetry::Telemetry::new(Default::default());
+    t.record(
+        &info_from_envoy(
+            &serde_json::from_str(&wait_lines(&dir.path().join("http.json.log"), 1)[0]).unwrap(),
+        ),
+        &AccessLogs::default(),
+    );
+    let ours = t.render_prometheus();
+    assert!(ours.contains("# TYPE istio_request_duration_milliseconds histogram"));
+    assert_eq!(les(&ours, "istio_request_duration_milliseconds"), envoy_les);
 }

@@ -484,23 +484,10 @@ fn histogram<S>(
     }
 }
 
-/// A bucket bound as Envoy prints it (C++ `%g`: `0.5`, `300000`, `1.8e+06`).
+/// A bucket bound as Envoy 1.40 prints it: shortest decimal, no exponent (`0.5`,
+/// `300000`, `3600000`), as checked against Envoy's own histograms.
 pub fn envoy_double(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
-        let exp = v.abs().log10().floor() as i32;
-        let mant = v / 10f64.powi(exp);
-        let mut m = format!("{mant:.5}");
-        while m.ends_with('0') {
-            m.pop();
-        }
-        if m.ends_with('.') {
-            m.pop();
-        }
-        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-    } else {
-        let s = format!("{v}");
-        s
-    }
+    format!("{v}")
 }
 
 fn escape_into(out: &mut String, v: &str) {
