@@ -382,3 +382,19 @@ fn reopen_follows_log_rotation() {
     assert_eq!(std::fs::read_to_string(&moved).unwrap(), "req-1\nreq-2\n");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "req-3\n");
 }
+
+#[test]
+fn shared_types_cross_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Telemetry>();
+    shared::<AccessLogs>();
+    shared::<StreamInfo>();
+    // And they are actually usable from another thread.
+    let logs = AccessLogs::default();
+    let t = Arc::new(Telemetry::new(PeerMetadata::default()));
+    let t2 = t.clone();
+    std::thread::spawn(move || t2.record(&request(9), &logs))
+        .join()
+        .unwrap();
+    assert!(t.render_prometheus().contains("istio_requests_total{"));
+}
