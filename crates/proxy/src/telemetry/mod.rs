@@ -120,6 +120,56 @@ pub struct StreamInfo {
     pub tcp_open_reported: bool,
 }
 
+impl StreamInfo {
+    /// The request-side fields from a received request: method, path (the
+    /// `x-envoy-original-path` if set), authority (URI authority, else `Host`), scheme,
+    /// protocol and the headers. The rest is the core's to fill as the stream goes.
+    pub fn for_request(
+        direction: Direction,
+        start_time: SystemTime,
+        parts: &http::request::Parts,
+    ) -> StreamInfo {
+        let headers = &parts.headers;
+        let path = headers
+            .get("x-envoy-original-path")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()));
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            });
+        StreamInfo {
+            direction,
+            start_time: Some(start_time),
+            protocol: Some(protocol_name(parts.version)),
+            method: Some(parts.method.as_str().to_string()),
+            path,
+            authority,
+            scheme: Some(parts.uri.scheme_str().unwrap_or("http").to_string()),
+            request_headers: Some(Arc::new(headers.clone())),
+            ..Default::default()
+        }
+    }
+}
+
+/// `%PROTOCOL%` for an HTTP version, as Envoy spells it.
+pub fn protocol_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// A workload's identity labels: the proxy's own (from node metadata) and its peers'.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PeerMetadata {

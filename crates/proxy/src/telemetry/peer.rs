@@ -202,6 +202,13 @@ impl PeerMetadata {
         ]
     }
 
+    /// Removes the exchange headers (Istio strips them before the app sees the request
+    /// or response).
+    pub fn strip_headers(headers: &mut HeaderMap) {
+        headers.remove(PEER_METADATA_HEADER);
+        headers.remove(PEER_METADATA_ID_HEADER);
+    }
+
     /// Reads a peer's `x-envoy-peer-metadata`; `None` when absent or malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<PeerMetadata> {
         let raw = headers.get(PEER_METADATA_HEADER)?.to_str().ok()?;
@@ -344,6 +351,10 @@ mod tests {
             map.insert(k, v);
         }
         let back = PeerMetadata::from_headers(&map).expect("decodes");
+        let mut stripped = map.clone();
+        stripped.insert("x-other", HeaderValue::from_static("kept"));
+        PeerMetadata::strip_headers(&mut stripped);
+        assert_eq!(stripped.len(), 1);
         assert_eq!(back.workload, m.workload);
         assert_eq!(back.namespace, m.namespace);
         assert_eq!(back.canonical_service, "productpage");
