@@ -379,3 +379,39 @@ fn accepted_versions_are_tracked() {
         .collect();
     assert_eq!(by_kind.len(), 7);
 }
+
+/// Only updates the proxy accepted reach the dump.
+#[test]
+fn record_accepted_skips_rejected_updates() {
+    use ironmesh_proxy::admin::RecordAccepted;
+    use ironmesh_xds::Handler;
+
+    struct RejectOdd;
+    impl Handler for RejectOdd {
+        fn apply(&self, update: &ironmesh_xds::Update) -> Result<(), String> {
+            match update.version_info.parse::<u32>() {
+                Ok(v) if v % 2 == 0 => Ok(()),
+                _ => Err(format!("version {} rejected", update.version_info)),
+            }
+        }
+        fn names(&self, _type_url: &str) -> std::collections::BTreeSet<String> {
+            ["x".to_owned()].into()
+        }
+    }
+    let state = AdminState::new(node(), Arc::new(FakeHooks::default()));
+    let handler = RecordAccepted::new(RejectOdd, state.clone());
+    let cluster = || vec![(CLUSTER_NAME, ironmesh_xds::pack(&eds_cluster()))];
+    assert!(handler.apply(&update(CLUSTER, "2", cluster())).is_ok());
+    assert!(handler.apply(&update(CLUSTER, "3", vec![])).is_err());
+    assert_eq!(state.accepted_version(CLUSTER).as_deref(), Some("2"));
+    let dump = state.config_dump(false);
+    assert_eq!(
+        section(&dump, "ClustersConfigDump")["dynamic_active_clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the rejected empty set did not replace the accepted one"
+    );
+    assert_eq!(handler.names(ENDPOINT).len(), 1);
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ironmesh_proxy::admin::{serve_admin, AdminState};
+use ironmesh_proxy::admin::{serve_admin, AdminState, RecordAccepted};
 use ironmesh_testkit::envoy::{AdsApi, Envoy, EnvoyConfig};
 use ironmesh_xds::pb::envoy::config::core::v3::Node;
 use ironmesh_xds::type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
@@ -46,15 +46,14 @@ impl Generator for Fixed {
     }
 }
 
-/// What the proxy would do: record accepted updates for the admin API.
+/// Stands in for the proxy's handler: accepts everything, subscribes to the names
+/// Envoy would.
 struct Recording {
-    admin: AdminState,
-    applied: Mutex<BTreeSet<String>>,
+    applied: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Handler for Recording {
     fn apply(&self, update: &Update) -> Result<(), String> {
-        self.admin.record_update(update);
         if !update.resources.is_empty() {
             self.applied.lock().unwrap().insert(update.type_url.clone());
         }
@@ -138,12 +137,15 @@ fn config_dump_matches_real_envoy() {
         ..Default::default()
     };
     let admin = AdminState::new(node.clone(), Arc::new(FakeHooks::default()));
-    let handler = Arc::new(Recording {
-        admin: admin.clone(),
-        applied: Mutex::new(BTreeSet::new()),
-    });
+    let applied = Arc::new(Mutex::new(BTreeSet::new()));
+    let handler = RecordAccepted::new(
+        Recording {
+            applied: applied.clone(),
+        },
+        admin.clone(),
+    );
     let _guard = runtime.enter();
-    let client = AdsClient::spawn(ClientConfig::new(xds.to_string(), node), handler.clone());
+    let client = AdsClient::spawn(ClientConfig::new(xds.to_string(), node), Arc::new(handler));
     let (admin_addr, _task) = runtime
         .block_on(serve_admin("127.0.0.1:0".parse().unwrap(), admin))
         .unwrap();
@@ -161,13 +163,13 @@ fn config_dump_matches_real_envoy() {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         });
-        if done && handler.applied.lock().unwrap().len() == 4 {
+        if done && applied.lock().unwrap().len() == 4 {
             break dump;
         }
         assert!(
             Instant::now() < deadline,
             "Envoy and our client did not get every type within 30s: ours {:?}\n{}",
-            handler.applied.lock().unwrap(),
+            applied.lock().unwrap(),
             envoy.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
