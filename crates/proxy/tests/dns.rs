@@ -292,3 +292,195 @@ async fn garbage_gets_formerr_not_silence() {
     assert_eq!(m.id(), 0x1234);
     assert_eq!(m.response_code(), ResponseCode::FormErr);
 }
+
+// ---- Capture in a pod namespace (root): the app's port-53 traffic reaches the proxy.
+
+mod capture {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Output, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+
+    const CHILD_ENV: &str = "IRONMESH_DNS_CAPTURE_CHILD";
+
+    /// A pod-like namespace with its own resolv.conf (which `ip netns exec` bind-mounts
+    /// from /etc/netns/<name>/), removed on drop.
+    struct Pod {
+        name: String,
+        children: Vec<Child>,
+    }
+
+    impl Pod {
+        fn new() -> Pod {
+            let name = format!("im-dns-{}", std::process::id());
+            let pod = Pod {
+                name: name.clone(),
+                children: Vec::new(),
+            };
+            let out = Command::new("ip")
+                .args(["netns", "add", &name])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip netns add: {out:?}");
+            let etc = format!("/etc/netns/{name}");
+            std::fs::create_dir_all(&etc).unwrap();
+            // The resolver address is a dead end inside the namespace: only capture can
+            // make it answer.
+            std::fs::write(
+                format!("{etc}/resolv.conf"),
+                "nameserver 10.213.0.1\nsearch istio-demo.svc.cluster.local svc.cluster.local cluster.local\noptions timeout:1 attempts:1\n",
+            )
+            .unwrap();
+            for argv in [
+                &["ip", "link", "set", "lo", "up"][..],
+                &[
+                    "ip", "link", "add", "im-a", "type", "veth", "peer", "name", "im-b",
+                ],
+                &["ip", "addr", "add", "10.213.0.2/16", "dev", "im-a"],
+                &["ip", "link", "set", "im-a", "up"],
+                &["ip", "link", "set", "im-b", "up"],
+            ] {
+                let out = pod.exec(argv);
+                assert!(out.status.success(), "{argv:?}: {out:?}");
+            }
+            pod
+        }
+
+        fn exec(&self, argv: &[&str]) -> Output {
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(argv)
+                .output()
+                .unwrap()
+        }
+
+        fn exec_as(&self, uid: &str, argv: &[&str]) -> Output {
+            let mut full = vec!["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups"];
+            full.extend_from_slice(argv);
+            self.exec(&full)
+        }
+    }
+
+    impl Drop for Pod {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .output();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+        }
+    }
+
+    /// Not a test on its own: the DNS proxy process that the capture test starts inside
+    /// its namespace (this test binary, re-executed).
+    #[tokio::test]
+    #[ignore = "started by dns_is_captured_from_the_app_but_not_from_the_proxy"]
+    async fn dns_proxy_child() {
+        if std::env::var(CHILD_ENV).is_err() {
+            return;
+        }
+        let (_tx, rx) = watch::channel(table(&[]));
+        let server = dns::serve(dns::DEFAULT_ADDR, rx, vec![], "istio-demo".into())
+            .await
+            .unwrap();
+        println!("dns-ready {}", server.udp_addr);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+
+    const TCP_QUERY: &str = r#"
+import socket, struct, sys
+name, server = sys.argv[1], sys.argv[2]
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+s = socket.create_connection((server, 53), timeout=3)
+s.sendall(struct.pack("!H", len(q)) + q)
+n = struct.unpack("!H", s.recv(2))[0]
+r = b""
+while len(r) < n:
+    r += s.recv(n - len(r))
+print(socket.inet_ntoa(r[-4:]))
+"#;
+
+    #[test]
+    fn dns_is_captured_from_the_app_but_not_from_the_proxy() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("SKIPPED (needs root): dns_is_captured_from_the_app_but_not_from_the_proxy");
+            return;
+        }
+        let mut pod = Pod::new();
+        let bin = env!("CARGO_BIN_EXE_ironmesh-proxy");
+        let out = pod.exec(&[bin, "iptables", "--redirect-dns"]);
+        assert!(out.status.success(), "iptables: {out:?}");
+
+        let me = std::env::current_exe().unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &pod.name])
+            .arg(&me)
+            .args([
+                "capture::dns_proxy_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        pod.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("dns-ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the DNS proxy child did not start");
+
+        // The app (uid 1000) resolves through its resolv.conf: UDP to 10.213.0.1:53,
+        // captured to 127.0.0.1:15053; the search list makes `httpbin` work.
+        for name in [
+            "httpbin",
+            "httpbin.istio-demo",
+            "httpbin.istio-demo.svc.cluster.local",
+        ] {
+            let out = pod.exec_as("1000", &["getent", "ahostsv4", name]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "getent {name}: {out:?}");
+            assert!(text.starts_with("240.240.0.7 "), "{name}: {text}");
+        }
+        // TCP 53 is captured too.
+        let out = pod.exec_as(
+            "1000",
+            &[
+                "/usr/bin/python3",
+                "-c",
+                TCP_QUERY,
+                "ratings.bookinfo.svc.cluster.local",
+                "10.213.0.1",
+            ],
+        );
+        assert!(out.status.success(), "TCP query: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "240.240.3.3");
+
+        // The proxy's own lookups (uid 1337) go to the real resolver, which is dead here.
+        let out = pod.exec_as("1337", &["getent", "ahostsv4", "httpbin"]);
+        assert!(
+            !out.status.success(),
+            "uid 1337 must not be captured: {out:?}"
+        );
+
+        // Without the rules the app cannot resolve either.
+        let out = pod.exec(&[bin, "cleanup-iptables"]);
+        assert!(out.status.success(), "cleanup: {out:?}");
+        let out = pod.exec_as("1000", &["getent", "ahostsv4", "httpbin"]);
+        assert!(!out.status.success(), "no capture after cleanup: {out:?}");
+    }
+}
