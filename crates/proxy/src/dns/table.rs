@@ -40,6 +40,33 @@ impl NameTable {
         NameTable::from_table(&table)
     }
 
+    /// Merges every NDS resource of one xDS response, `(name, Any)`. ironmesh sends one
+    /// table named `""`; Istio may also send one resource per host, named after the host
+    /// with its `name_info` set — both forms are accepted.
+    pub fn from_resources<'a>(
+        resources: impl IntoIterator<Item = (&'a str, &'a ironmesh_xds::Any)>,
+    ) -> Result<NameTable, String> {
+        let mut merged = nds::NameTable::default();
+        for (name, any) in resources {
+            if any.type_url != nds::TYPE_URL {
+                return Err(format!(
+                    "resource {name:?}: expected {}, got {:?}",
+                    nds::TYPE_URL,
+                    any.type_url
+                ));
+            }
+            let t = nds::NameTable::decode(any.value.as_slice())
+                .map_err(|e| format!("resource {name:?}: cannot decode the NameTable: {e}"))?;
+            merged.table.extend(t.table);
+            if let Some(info) = t.name_info {
+                if !name.is_empty() {
+                    merged.table.insert(name.to_string(), info);
+                }
+            }
+        }
+        NameTable::from_table(&merged)
+    }
+
     /// Builds the index; an address that is not an IP rejects the whole table (so the
     /// agent NACKs it and keeps the last good one).
     pub fn from_table(table: &nds::NameTable) -> Result<NameTable, String> {

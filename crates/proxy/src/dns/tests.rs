@@ -113,3 +113,26 @@ fn resolv_conf_nameservers() {
         ]
     );
 }
+
+#[test]
+fn resources_merge_tables_and_per_host_name_info() {
+    let whole = ironmesh_xds::pack(&sample());
+    let per_host = ironmesh_xds::pack(&nds::NameTable {
+        table: Default::default(),
+        name_info: Some(NameInfo {
+            ips: vec!["240.240.5.5".into()],
+            registry: nds::REGISTRY_EXTERNAL.into(),
+            ..Default::default()
+        }),
+    });
+    let t = NameTable::from_resources([("", &whole), ("db.example.net", &per_host)]).unwrap();
+    assert_eq!(t.len(), 4);
+    assert_eq!(
+        t.lookup("db.example.net", "x"),
+        Some(&[ip("240.240.5.5")][..])
+    );
+    assert_eq!(
+        t.lookup("httpbin", "istio-demo"),
+        Some(&[ip("240.240.0.7")][..])
+    );
+}
