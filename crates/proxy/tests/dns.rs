@@ -293,6 +293,71 @@ async fn garbage_gets_formerr_not_silence() {
     assert_eq!(m.response_code(), ResponseCode::FormErr);
 }
 
+/// An upstream whose UDP answers are truncated (TC, no records) and whose TCP answers
+/// are complete, on one port.
+async fn truncating_upstream() -> SocketAddr {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let answer = |q: &Message, truncated: bool| {
+        let mut r = Message::new();
+        r.set_id(q.id())
+            .set_message_type(MessageType::Response)
+            .set_truncated(truncated);
+        for query in q.queries() {
+            r.add_query(query.clone());
+            if !truncated {
+                r.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    60,
+                    RData::A(A::new(10, 213, 0, 99)),
+                ));
+            }
+        }
+        r.to_vec().unwrap()
+    };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let _ = udp.send_to(&answer(&q, true), peer).await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = tcp.accept().await {
+            let len = s.read_u16().await.unwrap() as usize;
+            let mut buf = vec![0u8; len];
+            s.read_exact(&mut buf).await.unwrap();
+            let r = answer(&Message::from_vec(&buf).unwrap(), false);
+            s.write_u16(r.len() as u16).await.unwrap();
+            s.write_all(&r).await.unwrap();
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn truncated_upstream_answers_are_refetched_over_tcp_for_tcp_clients() {
+    let (_tx, rx) = watch::channel(table(&[]));
+    let upstream = truncating_upstream().await;
+    let server = dns::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        rx,
+        vec![upstream],
+        "istio-demo".into(),
+    )
+    .await
+    .unwrap();
+    // UDP client: gets the truncated answer and would retry over TCP itself.
+    let m = udp_ask(server.udp_addr, "big.example.org", RecordType::A).await;
+    assert!(m.truncated());
+    assert!(m.answers().is_empty());
+    let mut tcp = TcpStream::connect(server.tcp_addr).await.unwrap();
+    let m = tcp_ask(&mut tcp, "big.example.org", RecordType::A).await;
+    assert!(!m.truncated());
+    assert_eq!(a_records(&m), vec![("10.213.0.99".parse().unwrap(), 60)]);
+}
+
 // ---- Capture in a pod namespace (root): the app's port-53 traffic reaches the proxy.
 
 mod capture {

@@ -113,7 +113,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, ctx: Arc<Ctx>) {
         permit.forget();
         let (socket, ctx) = (socket.clone(), ctx.clone());
         tokio::spawn(async move {
-            if let Some(reply) = handle(&ctx, &query).await {
+            if let Some(reply) = handle(&ctx, &query, false).await {
                 let _ = socket.send_to(&reply, peer).await;
             }
             ctx.limit.add_permits(1);
@@ -142,7 +142,7 @@ async fn tcp_conn(mut stream: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
         };
         let mut query = vec![0u8; len];
         stream.read_exact(&mut query).await?;
-        let Some(reply) = handle(ctx, &query).await else {
+        let Some(reply) = handle(ctx, &query, true).await else {
             return Ok(());
         };
         let Ok(reply_len) = u16::try_from(reply.len()) else {
@@ -153,8 +153,9 @@ async fn tcp_conn(mut stream: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
     }
 }
 
-/// The reply to one query; `None` when the bytes are not a DNS query at all.
-async fn handle(ctx: &Ctx, query: &[u8]) -> Option<Vec<u8>> {
+/// The reply to one query; `None` when the bytes are not a DNS query at all. `via_tcp`:
+/// the client asked over TCP, so a truncated upstream answer is retried over TCP.
+async fn handle(ctx: &Ctx, query: &[u8], via_tcp: bool) -> Option<Vec<u8>> {
     let request = match Message::from_vec(query) {
         Ok(m) => m,
         Err(_) => {
@@ -191,7 +192,7 @@ async fn handle(ctx: &Ctx, query: &[u8]) -> Option<Vec<u8>> {
         // the client uses the A answer instead of waiting for upstream.
         return reply(&request, ResponseCode::NoError, answers, true);
     }
-    match forward(&ctx.upstreams, query).await {
+    match forward(&ctx.upstreams, query, via_tcp).await {
         Some(bytes) => Some(bytes),
         None => reply(&request, ResponseCode::ServFail, Vec::new(), false),
     }
@@ -220,8 +221,10 @@ fn reply(
     m.to_vec().ok()
 }
 
-/// Tries each upstream in turn over UDP; the first answer with the query's id wins.
-async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+/// Tries each upstream in turn over UDP; the first answer with the query's id wins. A
+/// truncated answer to a TCP client is fetched again over TCP (a UDP client gets the
+/// truncated one and retries over TCP itself).
+async fn forward(upstreams: &[SocketAddr], query: &[u8], via_tcp: bool) -> Option<Vec<u8>> {
     let id = [query[0], query[1]];
     for upstream in upstreams {
         let bind: SocketAddr = if upstream.is_ipv4() {
@@ -243,9 +246,35 @@ async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
             }
         };
         match tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await {
+            Ok(Some(answer)) if via_tcp && is_truncated(&answer) => {
+                if let Ok(Some(full)) =
+                    tokio::time::timeout(UPSTREAM_TIMEOUT, forward_tcp(*upstream, query)).await
+                {
+                    return Some(full);
+                }
+                return Some(answer);
+            }
             Ok(Some(answer)) => return Some(answer),
             _ => tracing::debug!(%upstream, "DNS upstream did not answer"),
         }
     }
     None
+}
+
+/// The TC bit of a DNS header (byte 2, bit 1).
+fn is_truncated(message: &[u8]) -> bool {
+    message.len() > 2 && message[2] & 0x02 != 0
+}
+
+async fn forward_tcp(upstream: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(upstream).await.ok()?;
+    stream
+        .write_u16(u16::try_from(query.len()).ok()?)
+        .await
+        .ok()?;
+    stream.write_all(query).await.ok()?;
+    let len = stream.read_u16().await.ok()? as usize;
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).await.ok()?;
+    (buf.len() >= 2 && buf[..2] == query[..2]).then_some(buf)
 }
