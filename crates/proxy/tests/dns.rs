@@ -358,6 +358,38 @@ async fn truncated_upstream_answers_are_refetched_over_tcp_for_tcp_clients() {
     assert_eq!(a_records(&m), vec![("10.213.0.99".parse().unwrap(), 60)]);
 }
 
+#[tokio::test]
+async fn big_answers_are_truncated_over_udp_and_complete_over_tcp() {
+    // A headless service with 60 pods: 60 A records do not fit in 512 bytes.
+    let mut t = nds_table(&[]);
+    t.table.insert(
+        "cassandra.istio-demo.svc.cluster.local".into(),
+        NameInfo {
+            ips: (1..=60).map(|i| format!("10.213.1.{i}")).collect(),
+            registry: nds::REGISTRY_KUBERNETES.into(),
+            shortname: "cassandra".into(),
+            namespace: "istio-demo".into(),
+            alt_hosts: vec![],
+        },
+    );
+    let (_tx, rx) = watch::channel(Arc::new(NameTable::from_table(&t).unwrap()));
+    let server = dns::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        rx,
+        vec![],
+        "istio-demo".into(),
+    )
+    .await
+    .unwrap();
+    let m = udp_ask(server.udp_addr, "cassandra", RecordType::A).await;
+    assert!(m.truncated());
+    assert!(m.answers().is_empty());
+    let mut tcp = TcpStream::connect(server.tcp_addr).await.unwrap();
+    let m = tcp_ask(&mut tcp, "cassandra", RecordType::A).await;
+    assert!(!m.truncated());
+    assert_eq!(a_records(&m).len(), 60);
+}
+
 // ---- Capture in a pod namespace (root): the app's port-53 traffic reaches the proxy.
 
 mod capture {

@@ -190,7 +190,17 @@ async fn handle(ctx: &Ctx, query: &[u8], via_tcp: bool) -> Option<Vec<u8>> {
             .collect();
         // A mesh name with no address of the asked type: NOERROR with no records, so
         // the client uses the A answer instead of waiting for upstream.
-        return reply(&request, ResponseCode::NoError, answers, true);
+        let bytes = reply(&request, ResponseCode::NoError, answers, true)?;
+        // A headless service with many pods can outgrow a UDP answer: say so (TC) and
+        // let the client ask again over TCP.
+        if !via_tcp && bytes.len() > usize::from(request.max_payload()) {
+            let mut m =
+                Message::from_vec(&reply(&request, ResponseCode::NoError, Vec::new(), true)?)
+                    .ok()?;
+            m.set_truncated(true);
+            return m.to_vec().ok();
+        }
+        return Some(bytes);
     }
     match forward(&ctx.upstreams, query, via_tcp).await {
         Some(bytes) => Some(bytes),
