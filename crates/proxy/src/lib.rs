@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod agent;
 pub mod dataplane;
 pub mod dns;
