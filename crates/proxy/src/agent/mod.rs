@@ -232,6 +232,15 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
         }
     };
 
+    // Readiness can also become true by the warming timeout, without an update.
+    let warm = state.clone();
+    tokio::spawn(async move {
+        while !warm.ready() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        warm.check_ready();
+    });
+
     wait_for_shutdown(&state).await;
     let drain = drain_duration();
     tracing::info!(?drain, "draining");
