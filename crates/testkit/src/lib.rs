@@ -12,6 +12,8 @@
 pub mod bins;
 pub mod echo;
 pub mod envoy;
+pub mod fake_ads;
+pub mod netns;
 pub mod python;
 
 use std::io::Write;
