@@ -9,7 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod discovery;
+pub mod echo;
 pub mod envoy;
+pub mod http;
+pub mod net;
+pub mod node;
+pub mod proxy;
 pub mod python;
 
 use std::io::Write;
