@@ -130,10 +130,7 @@ pub fn fill_template(text: &str, vars: &[(&str, String)]) -> String {
     for (k, v) in vars {
         text = text.replace(&format!("${{{k}}}"), v);
     }
-    assert!(
-        !text.contains("${"),
-        "a placeholder is left unset:\n{text}"
-    );
+    assert!(!text.contains("${"), "a placeholder is left unset:\n{text}");
     text
 }
 

@@ -216,7 +216,11 @@ mod tests {
         assert_eq!(r.header("x-echo-backend"), Some("one"));
         let seen = Seen::parse(&r.body).unwrap();
         assert_eq!(
-            (seen.backend.as_str(), seen.method.as_str(), seen.path.as_str()),
+            (
+                seen.backend.as_str(),
+                seen.method.as_str(),
+                seen.path.as_str()
+            ),
             ("one", "GET", "/a?b=1")
         );
         assert_eq!(seen.header_values("host"), ["h.example"]);
