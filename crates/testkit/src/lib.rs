@@ -10,7 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod discovery;
-pub mod echo;
+pub mod mirror;
 pub mod envoy;
 pub mod http;
 pub mod net;

@@ -1,4 +1,4 @@
-//! Echo backends: HTTP/1.1 servers (keep-alive) that answer every request with `200`
+//! Mirror backends: HTTP/1.1 echo servers (keep-alive) that answer every request with `200`
 //! and a JSON description of what they received — their own name, the method, the
 //! path with query, and every header — so a test can see exactly what a proxy sent
 //! upstream and which backend it chose.
