@@ -2,7 +2,7 @@
 
 use prost::{Message, Name};
 
-use crate::gen::{cds, eds, gateway, grpc, lds, rds};
+use crate::gen::{cds, eds, gateway, grpc, lds, nds, rds};
 use crate::proxy::Proxy;
 use crate::push_context::PushContext;
 
@@ -11,10 +11,12 @@ pub const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteCon
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+/// Istio's DNS name table (NDS), for agents that proxy DNS.
+pub const NAME_TABLE_TYPE: &str = ironmesh_xds::nds::TYPE_URL;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenError {
-    #[error("no generator for resource type {0:?}: discovery serves Listener, RouteConfiguration, Cluster and ClusterLoadAssignment (v3)")]
+    #[error("no generator for resource type {0:?}: discovery serves Listener, RouteConfiguration, Cluster and ClusterLoadAssignment (v3) and Istio's NameTable (NDS)")]
     UnsupportedType(String),
 }
 
@@ -65,6 +67,8 @@ pub fn generate(
             .iter()
             .map(|c| pack(c.cluster_name.clone(), c))
             .collect(),
+        // One table, named "" as Istio names it.
+        NAME_TABLE_TYPE => vec![pack(String::new(), &nds::generate(push, proxy))],
         other => return Err(GenError::UnsupportedType(other.to_string())),
     };
     Ok(out)

@@ -21,6 +21,8 @@ pub mod push_context;
 #[cfg(test)]
 mod testutil;
 
-pub use generate::{generate, GenError, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE};
+pub use generate::{
+    generate, GenError, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE,
+};
 pub use proxy::{Proxy, ProxyError, ProxyKind};
 pub use push_context::PushContext;

@@ -11,7 +11,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod agent;
+pub mod dataplane;
 pub mod dns;
 pub mod iptables;
+pub mod lb;
+pub mod model;
+pub mod routing;
 pub mod telemetry;

@@ -9,10 +9,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bins;
 pub mod discovery;
-pub mod mirror;
+pub mod echo;
 pub mod envoy;
 pub mod http;
+pub mod mirror;
 pub mod net;
 pub mod node;
 pub mod proxy;

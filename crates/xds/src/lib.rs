@@ -5,16 +5,18 @@
 //! `outbound|80|v1|reviews.default.svc.cluster.local`, `inbound|80||`, …), the ADS
 //! protocol as a server ([`server`]: SotW and Delta, versions, nonces, ACK/NACK,
 //! [`debounce`]), and proto3 JSON rendering for config dumps ([`json`]). The ADS client
-//! side (reconnect, last-known-good) belongs here too and comes with the proxy's work.
+//! ([`client`]: reconnect with backoff, last-known-good, NACK details) is the proxy's.
 //!
 //! Must not: know about Istio CRDs (`ironmesh-config`); it speaks only xDS.
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod debounce;
 pub mod hash;
 pub mod json;
 pub mod names;
+pub mod nds;
 pub mod server;
 pub mod type_url;
 
@@ -36,6 +38,10 @@ pub fn pack<M: prost::Name + prost::Message>(message: &M) -> Any {
     }
 }
 
+pub use client::{
+    AdsClient, ClientConfig, ClientHandle, ClientStatus, ConnectionState, Handler,
+    TypeClientStatus, TypeSubscription, Update, XdsResource,
+};
 pub use debounce::{Debouncer, DebouncerConfig};
 pub use json::{any_to_json, json_to_any, json_to_message, message_to_json, JsonError};
 pub use server::{

@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod inbound;
 pub mod l4_route;
 pub mod lds;
+pub mod nds;
 pub mod policy;
 pub mod rds;
 pub mod route;

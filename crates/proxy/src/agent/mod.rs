@@ -1,17 +1,222 @@
 //! The agent: process start-up, identity, wiring of xDS to the data plane, health and
-//! drain. PLACEHOLDER — the data-plane core fills this in.
+//! drain (pilot-agent's duties).
 
+pub mod health;
+pub mod identity;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dataplane::{Options, Runtime};
+use crate::telemetry::Telemetry;
+use identity::Identity;
+use state::ProxyState;
 
 /// `ironmesh-proxy proxy sidecar|router …`
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ProxyArgs {
     /// `sidecar` or `router` (gateway).
+    #[arg(value_parser = ["sidecar", "router"])]
     pub role: String,
+    /// Discovery's plaintext xDS address.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    pub discovery_address: String,
+    /// DNS domain of the node id (default `<POD_NAMESPACE>.svc.cluster.local`).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Worker threads of the data plane.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Envoy-style admin API.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin_addr: SocketAddr,
+    /// Agent port: merged stats and health (15020).
+    #[arg(long, default_value_t = 15020)]
+    pub status_port: u16,
+    /// `/healthz/ready` (15021).
+    #[arg(long, default_value_t = 15021)]
+    pub readiness_port: u16,
+    /// `/stats/prometheus` (15090).
+    #[arg(long, default_value_t = 15090)]
+    pub prometheus_port: u16,
+    /// Where `virtualOutbound` listens (iptables redirects outbound traffic here).
+    #[arg(long, default_value_t = 15001)]
+    pub outbound_port: u16,
+    /// Where `virtualInbound` listens (iptables redirects inbound traffic here).
+    #[arg(long, default_value_t = 15006)]
+    pub inbound_port: u16,
+    /// Bind the listener for port PORT on ADDR instead (repeatable), e.g.
+    /// `--bind-port 8080=127.0.0.1:0`. Also binds listeners that normally only receive
+    /// hand-offs from `virtualOutbound` (`bind_to_port: false`), so tests and hosts
+    /// without iptables can reach them directly.
+    #[arg(long = "bind-port", value_name = "PORT=ADDR")]
+    pub bind_ports: Vec<String>,
+    /// Address the agent's own ports (status, readiness, prometheus) bind on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub agent_bind: std::net::IpAddr,
+    /// Static config instead of discovery: JSON `{"listeners":[…],"routes":[…],
+    /// "clusters":[…],"endpoints":[…]}` (the shape of discovery's golden files).
+    #[arg(long)]
+    pub config_file: Option<std::path::PathBuf>,
+    /// Bound on protocol detection when a listener sets `listener_filters_timeout: 0s`.
+    #[arg(long, default_value_t = 1000)]
+    pub protocol_detection_timeout_ms: u64,
+    /// Use SotW ADS instead of Delta.
+    #[arg(long)]
+    pub sotw: bool,
+}
+
+fn parse_bind_ports(v: &[String]) -> Result<HashMap<u16, SocketAddr>, String> {
+    let mut out = HashMap::new();
+    for s in v {
+        let (p, a) = s.split_once('=').ok_or_else(|| {
+            format!("--bind-port {s:?}: expected PORT=ADDR, e.g. 8080=127.0.0.1:0")
+        })?;
+        let p: u16 = p
+            .parse()
+            .map_err(|_| format!("--bind-port {s:?}: {p:?} is not a port"))?;
+        let a: SocketAddr = a
+            .parse()
+            .map_err(|_| format!("--bind-port {s:?}: {a:?} is not IP:PORT"))?;
+        out.insert(p, a);
+    }
+    Ok(out)
+}
+
+/// Envoy drains for Istio's `terminationDrainDuration` (default 5 s).
+fn drain_duration() -> Duration {
+    std::env::var("TERMINATION_DRAIN_DURATION_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().trim_end_matches('s').parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(5))
 }
 
 /// Runs the proxy until SIGTERM.
-pub fn run(_args: ProxyArgs) -> ExitCode {
-    eprintln!("ironmesh-proxy proxy: not built yet");
-    ExitCode::from(2)
+pub fn run(args: ProxyArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IRONMESH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.concurrency.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ironmesh-proxy: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironmesh-proxy: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_async(args: ProxyArgs) -> anyhow::Result<()> {
+    let identity = Identity::from_env(
+        &args.role,
+        args.domain.as_deref(),
+        |k| std::env::var(k).ok(),
+        std::env::vars(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    tracing::info!(node = %identity.node_id(), "starting");
+    let options = Options {
+        detect_timeout: Duration::from_millis(args.protocol_detection_timeout_ms),
+        bind_overrides: parse_bind_ports(&args.bind_ports).map_err(anyhow::Error::msg)?,
+        outbound_port: args.outbound_port,
+        inbound_port: args.inbound_port,
+        sidecar: args.role == "sidecar",
+    };
+    let telemetry = Arc::new(Telemetry::new(identity.peer_metadata()));
+    let rt = Runtime::new(telemetry, options);
+    let state = ProxyState::new(rt.clone());
+
+    health::serve_ready(
+        "readiness",
+        SocketAddr::new(args.agent_bind, args.readiness_port),
+        state.clone(),
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot bind the readiness port {}: {e}",
+            args.readiness_port
+        )
+    })?;
+
+    match &args.config_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read --config-file {}: {e}", path.display())
+            })?;
+            let snap = crate::model::Snapshot::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("--config-file {}: {e}", path.display()))?;
+            for url in [
+                ironmesh_xds::type_url::CLUSTER,
+                ironmesh_xds::type_url::ENDPOINT,
+                ironmesh_xds::type_url::ROUTE,
+                ironmesh_xds::type_url::LISTENER,
+            ] {
+                let raw = snap
+                    .raw
+                    .get(url)
+                    .map(|r| r.resources.clone())
+                    .unwrap_or_default();
+                state.apply(url, "file", raw).map_err(anyhow::Error::msg)?;
+            }
+        }
+        None => start_xds(&args, &identity, state.clone())?,
+    }
+
+    wait_for_shutdown(&state).await;
+    let drain = drain_duration();
+    tracing::info!(?drain, "draining");
+    println!("draining");
+    state.drain_listeners();
+    let deadline = tokio::time::Instant::now() + drain;
+    while tokio::time::Instant::now() < deadline
+        && rt.active_connections.load(Ordering::Relaxed) > 0
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(
+        remaining = rt.active_connections.load(Ordering::Relaxed),
+        "exiting"
+    );
+    Ok(())
+}
+
+async fn wait_for_shutdown(state: &ProxyState) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            state.quit.notified().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = state.quit.notified() => {}
+    }
+}
+
+/// Connects to discovery over ADS. Placeholder until the ADS client lands.
+fn start_xds(args: &ProxyArgs, identity: &Identity, _state: Arc<ProxyState>) -> anyhow::Result<()> {
+    let _ = identity.node();
+    anyhow::bail!("the ADS client is not built into this binary yet; use --config-file (discovery at {} not contacted)", args.discovery_address)
 }

@@ -4,11 +4,28 @@
 //! CONTRACT between the data-plane core (which fills a [`StreamInfo`] per request or
 //! TCP connection and calls [`Telemetry::record`]) and the telemetry module (which
 //! formats and counts). Fields may be ADDED; existing names and meanings stay.
-//! PLACEHOLDER bodies — the telemetry work fills them in.
+//!
+//! Layout: `flags` (response flags), `format` (Envoy's command-operator engine),
+//! `access_log` (xDS loggers and their writers), `metrics` (Istio's standard metrics),
+//! `peer` (workload metadata and Istio's metadata exchange).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+mod access_log;
+pub mod exchange;
+mod flags;
+pub mod format;
+mod metrics;
+mod peer;
+mod time;
+
+pub use access_log::{reopen_all as reopen_access_logs, AccessLogs};
+pub use flags::ResponseFlags;
+pub use format::{FormatError, LogFormat};
+pub use metrics::MAX_SERIES;
+pub use peer::{PeerCache, PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
 
 /// Which side of the proxy saw the stream: `reporter=source` for outbound (the client
 /// sidecar / gateway), `reporter=destination` for inbound.
@@ -19,68 +36,6 @@ pub enum Direction {
     Outbound,
     /// Server side: sidecar inbound (`reporter="destination"`).
     Inbound,
-}
-
-/// Envoy's response flags (`%RESPONSE_FLAGS%`), as a bit set. The short names are
-/// Envoy's (`UH`, `UF`, `UO`, `NR`, `URX`, `UC`, `UT`, `DC`, `FI`, `DI`, `LR`, `RL`,
-/// `UAEX`, `RLSE`, `IH`, `SI`, `DPE`, `UPE`, `UMSDR`, `OM`, `DF`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResponseFlags(pub u32);
-
-impl ResponseFlags {
-    /// Failed local health check.
-    pub const LH: u32 = 1 << 0;
-    /// No healthy upstream hosts (`UH`).
-    pub const UH: u32 = 1 << 1;
-    /// Upstream request timeout (`UT`).
-    pub const UT: u32 = 1 << 2;
-    /// Local reset (`LR`).
-    pub const LR: u32 = 1 << 3;
-    /// Upstream remote reset (`UR`).
-    pub const UR: u32 = 1 << 4;
-    /// Upstream connection failure (`UF`).
-    pub const UF: u32 = 1 << 5;
-    /// Upstream connection termination (`UC`).
-    pub const UC: u32 = 1 << 6;
-    /// Upstream overflow / circuit breaking (`UO`).
-    pub const UO: u32 = 1 << 7;
-    /// No route configured (`NR`).
-    pub const NR: u32 = 1 << 8;
-    /// Delay injected (`DI`).
-    pub const DI: u32 = 1 << 9;
-    /// Fault injected (`FI`).
-    pub const FI: u32 = 1 << 10;
-    /// Rate limited (`RL`).
-    pub const RL: u32 = 1 << 11;
-    /// Unauthorized external service (`UAEX`).
-    pub const UAEX: u32 = 1 << 12;
-    /// Rate limit service error (`RLSE`).
-    pub const RLSE: u32 = 1 << 13;
-    /// Downstream connection termination (`DC`).
-    pub const DC: u32 = 1 << 14;
-    /// Upstream retry limit exceeded (`URX`).
-    pub const URX: u32 = 1 << 15;
-    /// Stream idle timeout (`SI`).
-    pub const SI: u32 = 1 << 16;
-    /// Invalid Envoy request headers (`IH`).
-    pub const IH: u32 = 1 << 17;
-    /// Downstream protocol error (`DPE`).
-    pub const DPE: u32 = 1 << 18;
-    /// Upstream max stream duration reached (`UMSDR`).
-    pub const UMSDR: u32 = 1 << 19;
-    /// Upstream protocol error (`UPE`).
-    pub const UPE: u32 = 1 << 20;
-    /// No cluster found (`NC`).
-    pub const NC: u32 = 1 << 21;
-    /// Overload manager (`OM`).
-    pub const OM: u32 = 1 << 22;
-    /// DNS resolution failed (`DF`).
-    pub const DF: u32 = 1 << 23;
-
-    /// Adds a flag.
-    pub fn set(&mut self, flag: u32) {
-        self.0 |= flag;
-    }
 }
 
 /// Everything known about one HTTP request or one TCP connection when it ends; what
@@ -141,10 +96,82 @@ pub struct StreamInfo {
     pub mutual_tls: bool,
     /// Peer principal (`spiffe://…`) when mTLS.
     pub peer_principal: Option<String>,
+    /// This proxy's own principal on that connection (`spiffe://…`) when mTLS; the
+    /// `source_principal` of outbound and `destination_principal` of inbound metrics.
+    pub local_principal: Option<String>,
+    /// Protocol spoken to the upstream when it differs from `protocol`
+    /// (`%UPSTREAM_PROTOCOL%`; only shown once an upstream connection exists).
+    pub upstream_protocol: Option<&'static str>,
+    /// `%STREAM_ID%` when not the request's `x-request-id` (Envoy gives TCP
+    /// connections a random UUID).
+    pub stream_id: Option<String>,
+    /// `:scheme` of the request (`%REQ(:SCHEME)%`).
+    pub scheme: Option<String>,
+    /// Downstream connection id (`%CONNECTION_ID%`).
+    pub connection_id: u64,
+    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    pub attempt_count: Option<u32>,
+    /// gRPC messages received from downstream (`istio_request_messages_total`).
+    pub request_messages: Option<u64>,
+    /// gRPC messages sent downstream (`istio_response_messages_total`).
+    pub response_messages: Option<u64>,
+    /// For TCP: the open was already counted by [`Telemetry::record_tcp_open`], so the
+    /// closing [`Telemetry::record`] must not count it again.
+    pub tcp_open_reported: bool,
+}
+
+impl StreamInfo {
+    /// The request-side fields from a received request: method, path (the
+    /// `x-envoy-original-path` if set), authority (URI authority, else `Host`), scheme,
+    /// protocol and the headers. The rest is the core's to fill as the stream goes.
+    pub fn for_request(
+        direction: Direction,
+        start_time: SystemTime,
+        parts: &http::request::Parts,
+    ) -> StreamInfo {
+        let headers = &parts.headers;
+        let path = headers
+            .get("x-envoy-original-path")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()));
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            });
+        StreamInfo {
+            direction,
+            start_time: Some(start_time),
+            protocol: Some(protocol_name(parts.version)),
+            method: Some(parts.method.as_str().to_string()),
+            path,
+            authority,
+            scheme: Some(parts.uri.scheme_str().unwrap_or("http").to_string()),
+            request_headers: Some(Arc::new(headers.clone())),
+            ..Default::default()
+        }
+    }
+}
+
+/// `%PROTOCOL%` for an HTTP version, as Envoy spells it.
+pub fn protocol_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// A workload's identity labels: the proxy's own (from node metadata) and its peers'.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PeerMetadata {
     pub workload: String,
     pub namespace: String,
@@ -158,38 +185,69 @@ pub struct PeerMetadata {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-/// The access loggers of one listener filter (HCM or TCP proxy), compiled from the
-/// xDS `access_log` list (`envoy.access_loggers.file` with `text_format_source` or
-/// `json_format`, as discovery emits from MeshConfig `accessLogFile` /
-/// `accessLogEncoding` / `accessLogFormat`). Empty = no access log.
-#[derive(Debug, Clone, Default)]
-pub struct AccessLogs {}
-
-impl AccessLogs {
-    /// Compiles the xDS access-log list; `Err` names the unsupported part (the proxy
-    /// NACKs the listener with that text).
-    pub fn from_xds(
-        _logs: &[ironmesh_xds::pb::envoy::config::accesslog::v3::AccessLog],
-    ) -> Result<AccessLogs, String> {
-        Ok(AccessLogs {})
-    }
-}
-
 /// The proxy's telemetry sink: one per process, shared by every listener.
 #[derive(Debug, Default)]
-pub struct Telemetry {}
+pub struct Telemetry {
+    local: PeerMetadata,
+    metrics: metrics::Metrics,
+    peers: PeerCache,
+}
 
 impl Telemetry {
-    /// `local` is this proxy's own workload (from node metadata).
-    pub fn new(_local: PeerMetadata) -> Self {
-        Self {}
+    /// `local` is this proxy's own workload (from node metadata); canonical
+    /// service/revision, app and version left empty are derived from its labels.
+    pub fn new(local: PeerMetadata) -> Self {
+        Self {
+            local: local.with_derived_labels(),
+            metrics: metrics::Metrics::default(),
+            peers: PeerCache::default(),
+        }
+    }
+
+    /// The peer named by Istio's metadata-exchange headers (`x-envoy-peer-metadata`),
+    /// decoded once per distinct value; set it as `StreamInfo::peer`.
+    pub fn peer_from_headers(&self, headers: &http::HeaderMap) -> Option<Arc<PeerMetadata>> {
+        self.peers.from_headers(headers)
+    }
+
+    /// Like [`Telemetry::new`] with at most `max` metric label sets per table (the
+    /// default is [`MAX_SERIES`]).
+    pub fn with_series_limit(local: PeerMetadata, max: usize) -> Self {
+        Self {
+            metrics: metrics::Metrics::with_limit(max),
+            ..Self::new(local)
+        }
+    }
+
+    /// This proxy's own workload.
+    pub fn local(&self) -> &PeerMetadata {
+        &self.local
     }
 
     /// Counts the stream in the standard metrics and writes its access-log lines.
-    pub fn record(&self, _info: &StreamInfo, _logs: &AccessLogs) {}
+    /// For TCP (`protocol == None`) this is the close: bytes, `closed`, and `opened`
+    /// unless [`Telemetry::record_tcp_open`] already counted it.
+    pub fn record(&self, info: &StreamInfo, logs: &AccessLogs) {
+        self.metrics.record(&self.local, info);
+        logs.log(info);
+    }
 
-    /// Prometheus text exposition of every metric (`/stats/prometheus`).
+    /// Counts a TCP connection as opened as soon as the upstream is chosen (Envoy
+    /// counts at open, so long-lived connections show up before they close). Set
+    /// `tcp_open_reported` on the closing record afterwards.
+    pub fn record_tcp_open(&self, info: &StreamInfo) {
+        self.metrics.record_tcp_open(&self.local, info);
+    }
+
+    /// Records not counted because the series limit was reached
+    /// ([`MAX_SERIES`] label sets per table).
+    pub fn metrics_overflow(&self) -> u64 {
+        self.metrics.overflow()
+    }
+
+    /// Prometheus text exposition of every metric (`/stats/prometheus`), shaped like
+    /// Envoy's (`# TYPE` lines, no `# EOF`).
     pub fn render_prometheus(&self) -> String {
-        String::new()
+        self.metrics.render()
     }
 }

@@ -6,6 +6,7 @@ mod eds_tests;
 mod gateway_tests;
 mod grpc_tests;
 mod lds_tests;
+mod nds_tests;
 mod protos;
 mod rds_tests;
 mod route_tests;

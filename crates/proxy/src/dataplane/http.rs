@@ -1,0 +1,775 @@
+//! The HTTP connection manager: one hyper server connection per downstream connection
+//! (HTTP/1.1 and h2c, auto-detected), routing each request to an upstream pool.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::body::{Finish, ReqBody, RespBody};
+use super::headers::*;
+use super::upstream::{ConnectError, HostPool, PoolKey, Sender};
+use super::Runtime;
+use crate::lb::{self, ActiveGuard};
+use crate::model::listener::{RouteSource, TrafficDirection};
+use crate::model::route::{
+    Action, Forward, HostRewrite, PathMatch, Redirect, Route, WeightedTarget,
+};
+use crate::model::{ClusterSpec, HttpManager, LbPolicy, RouteConfig, UpstreamProtocol};
+use crate::routing::{self, RequestView};
+use crate::telemetry::{Direction, ResponseFlags, StreamInfo};
+
+/// One downstream connection's context.
+pub struct HttpConn {
+    pub rt: Arc<Runtime>,
+    pub hcm: Arc<HttpManager>,
+    /// The (original) destination the client connected to.
+    pub dst: SocketAddr,
+    pub peer: SocketAddr,
+    pub sni: Option<String>,
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `io` until the client closes.
+pub async fn serve<I>(conn: Arc<HttpConn>, io: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut drain = conn.rt.drain_signal();
+    let svc = hyper::service::service_fn(move |req| handle(conn.clone(), req));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive(true);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new());
+    let c = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(c);
+    tokio::select! {
+        _ = c.as_mut() => {}
+        _ = super::wait_true(&mut drain) => {
+            // Let in-flight requests finish; idle keep-alive connections close now.
+            c.as_mut().graceful_shutdown();
+            let _ = c.await;
+        }
+    }
+}
+
+fn protocol_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Telemetry and pool bookkeeping finished when the response body ends.
+struct Done {
+    rt: Arc<Runtime>,
+    hcm: Arc<HttpManager>,
+    info: StreamInfo,
+    start: Instant,
+    received: Arc<AtomicU64>,
+    h1: Option<(
+        hyper::client::conn::http1::SendRequest<ReqBody>,
+        Arc<HostPool>,
+    )>,
+    _active: Option<ActiveGuard>,
+}
+
+impl Finish for Done {
+    fn finish(self: Box<Self>, bytes_sent: u64, complete: bool, trailers: Option<&HeaderMap>) {
+        let mut this = *self;
+        this.info.duration = this.start.elapsed();
+        this.info.bytes_sent = bytes_sent;
+        this.info.bytes_received = this.received.load(Ordering::Relaxed);
+        if let Some(t) = trailers {
+            if let Some(s) = t
+                .get(&GRPC_STATUS)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+            {
+                this.info.grpc_status = Some(s);
+            }
+            this.info.response_trailers = Some(Arc::new(t.clone()));
+        }
+        if !complete {
+            this.info.flags.set(ResponseFlags::DC);
+        }
+        if let (true, Some((s, pool))) = (complete, this.h1.take()) {
+            pool.give_back(s);
+        }
+        this.rt.telemetry.record(&this.info, &this.hcm.access_logs);
+    }
+}
+
+struct Ctx {
+    conn: Arc<HttpConn>,
+    info: StreamInfo,
+    start: Instant,
+    received: Arc<AtomicU64>,
+    /// Response header operations to apply, most specific first.
+    resp_ops: Vec<Arc<crate::model::route::HeaderOps>>,
+}
+
+impl Ctx {
+    fn finish(
+        mut self,
+        mut resp: Response<RespBody>,
+        h1: Option<(
+            hyper::client::conn::http1::SendRequest<ReqBody>,
+            Arc<HostPool>,
+        )>,
+        active: Option<ActiveGuard>,
+    ) -> Response<RespBody> {
+        let hcm = &self.conn.hcm;
+        resp.headers_mut()
+            .insert(header::SERVER, hcm.server_name.clone());
+        if self.conn.rt.is_draining() && resp.version() != Version::HTTP_2 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.info.response_code = resp.status().as_u16();
+        if let Some(s) = resp
+            .headers()
+            .get(&GRPC_STATUS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+        {
+            self.info.grpc_status = Some(s);
+        }
+        self.info.response_duration = Some(self.start.elapsed());
+        self.info.response_headers = Some(Arc::new(resp.headers().clone()));
+        let done = Done {
+            rt: self.conn.rt.clone(),
+            hcm: hcm.clone(),
+            info: self.info,
+            start: self.start,
+            received: self.received,
+            h1,
+            _active: active,
+        };
+        resp.body_mut().on_finish(Box::new(done));
+        resp
+    }
+
+    fn local_reply(
+        self,
+        status: StatusCode,
+        body: &'static str,
+        flag: u32,
+        details: &str,
+    ) -> Response<RespBody> {
+        let mut ctx = self;
+        if flag != 0 {
+            ctx.info.flags.set(flag);
+        }
+        ctx.info.response_code_details = Some(details.to_string());
+        let mut resp = Response::new(RespBody::full(Bytes::from_static(body.as_bytes())));
+        *resp.status_mut() = status;
+        if !body.is_empty() {
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        }
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        for ops in ctx.resp_ops.iter() {
+            ops.apply(resp.headers_mut());
+        }
+        ctx.finish(resp, None, None)
+    }
+}
+
+fn authority_of(req: &Request<Incoming>) -> String {
+    if let Some(a) = req.uri().authority() {
+        return a.as_str().to_string();
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().get(header::UPGRADE).is_some()
+        && req
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    if !keep_upgrade {
+        if let Some(conn) = h
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        {
+            for name in conn.split(',') {
+                let name = name.trim();
+                if !name.is_empty()
+                    && !name.eq_ignore_ascii_case("close")
+                    && !name.eq_ignore_ascii_case("keep-alive")
+                {
+                    h.remove(name);
+                }
+            }
+        }
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+    h.remove(KEEP_ALIVE);
+    h.remove(PROXY_CONNECTION);
+    h.remove(header::TRANSFER_ENCODING);
+}
+
+fn rewrite_path(fwd: &Forward, route: &Route, path_and_query: &str) -> Option<String> {
+    let (path, query) = match path_and_query.find('?') {
+        Some(i) => (&path_and_query[..i], &path_and_query[i..]),
+        None => (path_and_query, ""),
+    };
+    if let Some(p) = &fwd.prefix_rewrite {
+        let matched = match &route.matcher.path {
+            PathMatch::Prefix(x) | PathMatch::SeparatedPrefix(x) | PathMatch::Exact(x) => x.len(),
+            PathMatch::Regex(_) => path.len(),
+        };
+        let rest = path.get(matched..).unwrap_or("");
+        let mut new = String::with_capacity(p.len() + rest.len() + query.len());
+        new.push_str(p);
+        // Envoy joins without doubling the separator when the rewrite ends in '/'.
+        if p.ends_with('/') && rest.starts_with('/') {
+            new.push_str(&rest[1..]);
+        } else {
+            new.push_str(rest);
+        }
+        if new.is_empty() {
+            new.push('/');
+        }
+        new.push_str(query);
+        return Some(new);
+    }
+    if let Some((re, sub)) = &fwd.regex_rewrite {
+        let replaced = re.replace_all(path, sub.as_str());
+        return Some(format!("{replaced}{query}"));
+    }
+    None
+}
+
+fn redirect_location(
+    r: &Redirect,
+    route: &Route,
+    scheme: &str,
+    authority: &str,
+    pq: &str,
+) -> String {
+    let (path, query) = match pq.find('?') {
+        Some(i) => (&pq[..i], &pq[i..]),
+        None => (pq, ""),
+    };
+    let scheme = r.scheme.as_deref().unwrap_or(scheme);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host = r.host.as_deref().unwrap_or(host);
+    let port = match (r.port, port) {
+        (Some(p), _) => Some(p.to_string()),
+        // A scheme change drops the old port, as Envoy does.
+        (None, Some(p)) if r.scheme.is_none() => Some(p.to_string()),
+        _ => None,
+    };
+    let mut new_path = if let Some(p) = &r.path {
+        p.clone()
+    } else if let Some(pre) = &r.prefix_rewrite {
+        let matched = match &route.matcher.path {
+            PathMatch::Prefix(x) | PathMatch::SeparatedPrefix(x) | PathMatch::Exact(x) => x.len(),
+            PathMatch::Regex(_) => path.len(),
+        };
+        format!("{pre}{}", path.get(matched..).unwrap_or(""))
+    } else if let Some((re, sub)) = &r.regex_rewrite {
+        re.replace_all(path, sub.as_str()).into_owned()
+    } else {
+        path.to_string()
+    };
+    if !r.strip_query && !new_path.contains('?') {
+        new_path.push_str(query);
+    }
+    match port {
+        Some(p) => format!("{scheme}://{host}:{p}{new_path}"),
+        None => format!("{scheme}://{host}{new_path}"),
+    }
+}
+
+fn pick_cluster(spec: &ClusterSpec) -> (&Arc<str>, Option<&WeightedTarget>) {
+    match spec {
+        ClusterSpec::Single(c) => (c, None),
+        ClusterSpec::Weighted { clusters, total } => {
+            let t = lb::pick_weighted(clusters, |c| c.weight, *total, &mut rand::rng())
+                .expect("weighted clusters are never empty");
+            (&t.name, Some(t))
+        }
+    }
+}
+
+/// The route timeout after client overrides.
+fn effective_timeout(fwd: &Forward, h: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = h
+        .get(&UPSTREAM_RQ_TIMEOUT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(max) = fwd.grpc_timeout_header_max {
+        if let Some(t) = h.get(&GRPC_TIMEOUT).and_then(grpc_timeout) {
+            return Some(if max.is_zero() { t } else { t.min(max) });
+        }
+    }
+    fwd.timeout.or(fwd.max_stream_duration)
+}
+
+async fn handle(
+    conn: Arc<HttpConn>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    Ok(route_request(conn, req).await)
+}
+
+async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Response<RespBody> {
+    let start = Instant::now();
+    let hcm = conn.hcm.clone();
+    let mut info = StreamInfo {
+        direction: if hcm.direction == TrafficDirection::Inbound {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        },
+        start_time: Some(SystemTime::now()),
+        protocol: Some(protocol_name(req.version())),
+        downstream_local_address: Some(conn.dst),
+        downstream_remote_address: Some(conn.peer),
+        requested_server_name: conn.sni.clone(),
+        ..Default::default()
+    };
+    let authority = authority_of(&req);
+    let scheme = if conn.sni.is_some() { "https" } else { "http" };
+    // Request headers the proxy always sets, before routing (they are matchable).
+    {
+        let h = req.headers_mut();
+        if !h.contains_key(&X_REQUEST_ID) && hcm.generate_request_id {
+            h.insert(X_REQUEST_ID, uuid_v4());
+        }
+        if hcm.use_remote_address {
+            if !hcm.skip_xff_append {
+                let ip = conn.peer.ip().to_string();
+                let v = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
+                    Some(old) => format!("{old},{ip}"),
+                    None => ip,
+                };
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(XFF, v);
+                }
+            }
+            h.insert(
+                XFP,
+                HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
+            );
+        } else if !h.contains_key(&XFP) {
+            h.insert(
+                XFP,
+                HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
+            );
+        }
+    }
+    info.method = Some(req.method().as_str().to_string());
+    info.path = Some(
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
+    );
+    info.authority = Some(authority.clone());
+    let received = Arc::new(AtomicU64::new(0));
+    let mut ctx = Ctx {
+        conn: conn.clone(),
+        info,
+        start,
+        received: received.clone(),
+        resp_ops: Vec::new(),
+    };
+
+    let snap = conn.rt.snapshot.load_full();
+    let rc: Arc<RouteConfig> = match &hcm.routes {
+        RouteSource::Inline(rc) => rc.clone(),
+        RouteSource::Rds(name) => match snap.routes.get(name) {
+            Some(rc) => rc.clone(),
+            None => {
+                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                return ctx.local_reply(
+                    StatusCode::NOT_FOUND,
+                    "",
+                    ResponseFlags::NR,
+                    "route_not_found",
+                );
+            }
+        },
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let route_and_vh = routing::select_vhost(&rc, &authority).and_then(|vh| {
+        let view = RequestView {
+            authority: &authority,
+            path_and_query: &pq,
+            method: req.method().as_str(),
+            scheme,
+            headers: req.headers(),
+        };
+        routing::select_route(vh, &view).map(|r| (vh, r))
+    });
+    let Some((vh, route)) = route_and_vh else {
+        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        return ctx.local_reply(
+            StatusCode::NOT_FOUND,
+            "",
+            ResponseFlags::NR,
+            "route_not_found",
+        );
+    };
+    ctx.info.route_name = (!route.name.is_empty()).then(|| route.name.clone());
+    // Response header operations, Envoy's default order: most specific applied first,
+    // so the route configuration's own ops win on conflicts.
+    if !route.response_headers.is_empty() {
+        ctx.resp_ops.push(Arc::new(route.response_headers.clone()));
+    }
+    if !vh.response_headers.is_empty() {
+        ctx.resp_ops.push(Arc::new(vh.response_headers.clone()));
+    }
+    if !rc.response_headers.is_empty() {
+        ctx.resp_ops.push(Arc::new(rc.response_headers.clone()));
+    }
+
+    if let (true, Some(f)) = (hcm.fault_filter, &route.fault) {
+        if let Some((delay, pct)) = f.delay {
+            if rand::rng().random_range(0..1_000_000) < pct {
+                ctx.info.flags.set(ResponseFlags::DI);
+                tokio::time::sleep(delay).await;
+            }
+        }
+        if let Some((status, grpc, pct)) = f.abort {
+            if rand::rng().random_range(0..1_000_000) < pct {
+                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                if let Some(g) = grpc {
+                    let mut resp = Response::new(RespBody::empty());
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/grpc"),
+                    );
+                    resp.headers_mut().insert(GRPC_STATUS, HeaderValue::from(g));
+                    ctx.info.flags.set(ResponseFlags::FI);
+                    ctx.info.response_code_details = Some("fault_filter_abort".into());
+                    return ctx.finish(resp, None, None);
+                }
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                return ctx.local_reply(
+                    status,
+                    "fault filter abort",
+                    ResponseFlags::FI,
+                    "fault_filter_abort",
+                );
+            }
+        }
+    }
+
+    let fwd = match &route.action {
+        Action::Direct { status, body } => {
+            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.response_code_details = Some("direct_response".into());
+            let mut resp = Response::new(match body {
+                Some(b) => RespBody::full(b.clone()),
+                None => RespBody::empty(),
+            });
+            *resp.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            if let Some(b) = body {
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+            } else {
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
+            for ops in &ctx.resp_ops {
+                ops.apply(resp.headers_mut());
+            }
+            return ctx.finish(resp, None, None);
+        }
+        Action::Redirect(r) => {
+            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.response_code_details = Some("direct_response".into());
+            let loc = redirect_location(r, route, scheme, &authority, &pq);
+            let mut resp = Response::new(RespBody::empty());
+            *resp.status_mut() =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(v) = HeaderValue::from_str(&loc) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            for ops in &ctx.resp_ops {
+                ops.apply(resp.headers_mut());
+            }
+            return ctx.finish(resp, None, None);
+        }
+        Action::Forward(f) => f,
+    };
+
+    let (cluster_name, weighted) = pick_cluster(&fwd.clusters);
+    if let Some(w) = weighted {
+        if !w.response_headers.is_empty() {
+            ctx.resp_ops.insert(0, w.response_headers.clone());
+        }
+    }
+    ctx.info.upstream_cluster = Some(cluster_name.to_string());
+    let Some(cluster) = snap.clusters.get(&**cluster_name).cloned() else {
+        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        return ctx.local_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "",
+            ResponseFlags::NC,
+            "cluster_not_found",
+        );
+    };
+    if let Some(s) = &cluster.service {
+        ctx.info.destination_service = Some(s.host.clone());
+    }
+    let (addr, active, peer) = match snap.endpoints_of(&cluster) {
+        None => (conn.dst, None, None),
+        Some(eps) => {
+            let policy = if cluster.lb == LbPolicy::ClusterProvided {
+                LbPolicy::Random
+            } else {
+                cluster.lb
+            };
+            match lb::pick(&eps, policy, &mut rand::rng()) {
+                Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
+                None => {
+                    ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                    return ctx.local_reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no healthy upstream",
+                        ResponseFlags::UH,
+                        "no_healthy_upstream",
+                    );
+                }
+            }
+        }
+    };
+    drop(snap);
+    ctx.info.upstream_host = Some(addr);
+    if ctx.info.direction == Direction::Outbound {
+        ctx.info.peer = peer;
+    }
+
+    let upgrade = hcm.websocket && is_upgrade(&req);
+    let down_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let timeout = effective_timeout(fwd, req.headers());
+    let h2 = !upgrade
+        && match cluster.protocol {
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::Downstream => req.version() == Version::HTTP_2,
+        };
+
+    // Build the upstream request.
+    let (mut parts, body) = req.into_parts();
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h, upgrade);
+    h.remove(&UPSTREAM_RQ_TIMEOUT);
+    if !h2 {
+        // HTTP/2 clients may send `te: trailers`; HTTP/1.1 upstreams do not need it.
+        h.remove(header::TE);
+    }
+    if let Some(t) = timeout {
+        h.insert(EXPECTED_RQ_TIMEOUT, int_value(t.as_millis() as u64));
+    }
+    let new_path = rewrite_path(fwd, route, &pq);
+    if new_path.is_some() {
+        if let Ok(v) = HeaderValue::from_str(pq.split('?').next().unwrap_or("/")) {
+            h.insert(ORIGINAL_PATH, v);
+        }
+    }
+    let mut new_authority = match &fwd.host_rewrite {
+        HostRewrite::None => None,
+        HostRewrite::Literal(v) => Some(v.to_str().unwrap_or("").to_string()),
+        HostRewrite::Auto => Some(addr.to_string()),
+    };
+    if let Some(w) = weighted {
+        w.request_headers.apply(h);
+    }
+    route.request_headers.apply(h);
+    vh.request_headers.apply(h);
+    rc.request_headers.apply(h);
+    // A header op may target the Host header.
+    if new_authority.is_none() && parts.version != Version::HTTP_2 {
+        if let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            if host != authority {
+                new_authority = Some(host.to_string());
+            }
+        }
+    }
+    if vh.include_request_attempt_count {
+        h.insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
+    }
+    propagate_trace(h, false);
+    let authority = new_authority.unwrap_or(authority);
+    ctx.info.request_headers = Some(Arc::new(h.clone()));
+    let path = new_path.unwrap_or(pq);
+    if h2 {
+        h.remove(header::HOST);
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(path.as_str())
+            .build()
+            .unwrap_or_default();
+        parts.version = Version::HTTP_2;
+    } else {
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            h.insert(header::HOST, v);
+        }
+        parts.uri = Uri::try_from(path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+        parts.version = Version::HTTP_11;
+    }
+    let up_req = Request::from_parts(parts, ReqBody::new(body, received.clone()));
+    let is_head = up_req.method() == Method::HEAD;
+
+    let key = PoolKey {
+        addr,
+        h2,
+        bind: cluster.bind,
+    };
+    let upstream_start = Instant::now();
+    let send = async {
+        let sender = conn
+            .rt
+            .pools
+            .checkout(key, cluster.connect_timeout)
+            .await
+            .map_err(SendError::Connect)?;
+        match sender {
+            Sender::H1(mut s, pool) => {
+                let r = s.send_request(up_req).await.map_err(SendError::Reset)?;
+                Ok((r, Some((s, pool))))
+            }
+            Sender::H2(mut s) => Ok((
+                s.send_request(up_req).await.map_err(SendError::Reset)?,
+                None,
+            )),
+        }
+    };
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, send).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::Timeout),
+        },
+        None => send.await,
+    };
+    let (mut resp, h1) = match result {
+        Ok(r) => r,
+        Err(SendError::Connect(e)) => {
+            ctx.info.upstream_transport_failure_reason = Some(e.reason());
+            let body = match e {
+                ConnectError::Timeout => "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
+                _ => "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            };
+            return ctx.local_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                body,
+                ResponseFlags::UF,
+                "upstream_reset_before_response_started{connection_failure}",
+            );
+        }
+        Err(SendError::Reset(e)) => {
+            tracing::debug!(error = %e, upstream = %addr, "upstream reset before response");
+            return ctx.local_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                ResponseFlags::UC,
+                "upstream_reset_before_response_started{connection_termination}",
+            );
+        }
+        Err(SendError::Timeout) => {
+            return ctx.local_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+                ResponseFlags::UT,
+                "upstream_response_timeout",
+            );
+        }
+    };
+    let service_time = upstream_start.elapsed();
+    ctx.info.upstream_service_time = Some(service_time);
+    ctx.info.response_code_details = Some("via_upstream".into());
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(down) = down_upgrade {
+            let up = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                if let (Ok(d), Ok(u)) = (down.await, up.await) {
+                    let mut d = TokioIo::new(d);
+                    let mut u = TokioIo::new(u);
+                    let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+                }
+            });
+        }
+        let (mut parts, _body) = resp.into_parts();
+        parts
+            .headers
+            .insert(SERVICE_TIME, int_value(service_time.as_millis() as u64));
+        let resp = Response::from_parts(parts, RespBody::empty());
+        return ctx.finish(resp, None, active);
+    }
+
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    parts
+        .headers
+        .insert(SERVICE_TIME, int_value(service_time.as_millis() as u64));
+    if vh.include_attempt_count_in_response {
+        parts
+            .headers
+            .insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
+    }
+    for ops in &ctx.resp_ops {
+        ops.apply(&mut parts.headers);
+    }
+    let _ = is_head;
+    let resp = Response::from_parts(parts, RespBody::upstream(body));
+    ctx.finish(resp, h1, active)
+}
+
+enum SendError {
+    Connect(ConnectError),
+    Reset(hyper::Error),
+    Timeout,
+}

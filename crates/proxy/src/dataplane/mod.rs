@@ -1,0 +1,116 @@
+//! The data path: listeners, protocol detection, HTTP and TCP proxying.
+//!
+//! Everything reads config through [`Runtime::snapshot`] (one `ArcSwap` load per
+//! connection or request, no locks); a config swap never touches established
+//! connections, which keep the listener/filter chain they started with.
+
+pub mod body;
+pub mod detect;
+pub mod headers;
+pub mod http;
+pub mod listeners;
+pub mod select;
+pub mod tcp;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::model::Snapshot;
+use crate::telemetry::Telemetry;
+
+/// Data-path settings that come from flags, not xDS.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bound on protocol detection when the listener sets `listener_filters_timeout: 0s`.
+    pub detect_timeout: Duration,
+    /// Listener port → where to bind it instead (tests, and gateways without privileges).
+    /// Listeners whose port is listed are bound even when `bind_to_port` is false.
+    pub bind_overrides: HashMap<u16, SocketAddr>,
+    /// Sidecar: the port `virtualOutbound` binds (--outbound-port).
+    pub outbound_port: u16,
+    /// Sidecar: the port `virtualInbound` binds (--inbound-port).
+    pub inbound_port: u16,
+    /// Address listeners on 0.0.0.0 bind to when overridden ports give only a port.
+    pub sidecar: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            detect_timeout: Duration::from_secs(1),
+            bind_overrides: HashMap::new(),
+            outbound_port: 15001,
+            inbound_port: 15006,
+            sidecar: true,
+        }
+    }
+}
+
+/// State shared by every listener and connection.
+pub struct Runtime {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub telemetry: Arc<Telemetry>,
+    pub pools: upstream::Pools,
+    pub options: Options,
+    /// Set on SIGTERM / drain: listeners stop accepting, HTTP/1 responses say `connection: close`.
+    pub draining: AtomicBool,
+    drain_tx: watch::Sender<bool>,
+    pub active_connections: AtomicUsize,
+}
+
+impl Runtime {
+    pub fn new(telemetry: Arc<Telemetry>, options: Options) -> Arc<Runtime> {
+        let (drain_tx, _) = watch::channel(false);
+        Arc::new(Runtime {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            telemetry,
+            pools: upstream::Pools::default(),
+            options,
+            draining: AtomicBool::new(false),
+            drain_tx,
+            active_connections: AtomicUsize::new(0),
+        })
+    }
+
+    /// Starts draining: stop accepting, close idle keep-alive connections.
+    pub fn start_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let _ = self.drain_tx.send(true);
+    }
+
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain_tx.subscribe()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a live downstream connection.
+pub struct ConnGuard(Arc<Runtime>);
+
+impl ConnGuard {
+    pub fn new(rt: &Arc<Runtime>) -> Self {
+        rt.active_connections.fetch_add(1, Ordering::Relaxed);
+        ConnGuard(rt.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when `rx` turns true (or its sender is gone).
+pub async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await.map(|_| ());
+}

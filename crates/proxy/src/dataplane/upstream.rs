@@ -1,0 +1,170 @@
+//! Upstream connections: connect (timeout, source address) and keep-alive pools per
+//! (host, protocol, source), HTTP/1.1 (one request at a time per connection) and
+//! HTTP/2 (one multiplexed connection per host).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::body::ReqBody;
+
+/// Why an upstream connection failed, in Envoy's words.
+#[derive(Debug)]
+pub enum ConnectError {
+    Timeout,
+    Io(io::Error),
+    Handshake(hyper::Error),
+}
+
+impl ConnectError {
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`-style text.
+    pub fn reason(&self) -> String {
+        match self {
+            ConnectError::Timeout => "connection timeout".into(),
+            ConnectError::Io(e) => {
+                format!("delayed_connect_error:_{}", e.to_string().replace(' ', "_"))
+            }
+            ConnectError::Handshake(e) => format!("protocol_error:_{e}"),
+        }
+    }
+}
+
+/// Opens a TCP connection to `addr`, from `bind` when set (inbound: 127.0.0.6).
+pub async fn connect(
+    addr: SocketAddr,
+    bind: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(ConnectError::Io)?;
+    if let Some(ip) = bind {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(ConnectError::Io)?;
+    }
+    socket.set_nodelay(true).map_err(ConnectError::Io)?;
+    match tokio::time::timeout(timeout, socket.connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(ConnectError::Io(e)),
+        Err(_) => Err(ConnectError::Timeout),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub addr: SocketAddr,
+    pub h2: bool,
+    pub bind: Option<IpAddr>,
+}
+
+#[derive(Default)]
+pub struct HostPool {
+    idle_h1: Mutex<Vec<http1::SendRequest<ReqBody>>>,
+    h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+}
+
+/// A checked-out sender; HTTP/1 senders go back to the pool when the response ends.
+pub enum Sender {
+    H1(http1::SendRequest<ReqBody>, Arc<HostPool>),
+    H2(http2::SendRequest<ReqBody>),
+}
+
+/// Most idle HTTP/1.1 connections kept per host.
+const MAX_IDLE_H1: usize = 64;
+
+impl HostPool {
+    pub fn give_back(&self, s: http1::SendRequest<ReqBody>) {
+        if s.is_closed() {
+            return;
+        }
+        let mut idle = self.idle_h1.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_H1 {
+            idle.push(s);
+        }
+    }
+}
+
+/// Every upstream pool of the process.
+#[derive(Default)]
+pub struct Pools {
+    pools: RwLock<HashMap<PoolKey, Arc<HostPool>>>,
+}
+
+impl Pools {
+    fn pool(&self, key: PoolKey) -> Arc<HostPool> {
+        if let Some(p) = self
+            .pools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return p.clone();
+        }
+        self.pools
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// A ready sender for `key`, reusing an idle connection when there is one.
+    pub async fn checkout(
+        &self,
+        key: PoolKey,
+        connect_timeout: Duration,
+    ) -> Result<Sender, ConnectError> {
+        let pool = self.pool(key);
+        if key.h2 {
+            let existing = pool.h2.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(mut s) = existing {
+                if !s.is_closed() && s.ready().await.is_ok() {
+                    return Ok(Sender::H2(s));
+                }
+            }
+            let stream = connect(key.addr, key.bind, connect_timeout).await?;
+            let (s, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(None)
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(ConnectError::Handshake)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+            return Ok(Sender::H2(s));
+        }
+        loop {
+            let candidate = pool.idle_h1.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(mut s) = candidate else { break };
+            if s.is_closed() {
+                continue;
+            }
+            // A connection returned at end of response becomes ready once hyper has
+            // finished the message; a closed one fails here and is dropped.
+            if s.ready().await.is_ok() {
+                return Ok(Sender::H1(s, pool));
+            }
+        }
+        let stream = connect(key.addr, key.bind, connect_timeout).await?;
+        let (s, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(Sender::H1(s, pool))
+    }
+}

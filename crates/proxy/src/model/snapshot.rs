@@ -1,0 +1,147 @@
+//! The whole runtime config, swapped atomically as one value.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use ironmesh_xds::pb::envoy::config::cluster::v3::Cluster as ClusterPb;
+use ironmesh_xds::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use ironmesh_xds::pb::envoy::config::listener::v3::Listener as ListenerPb;
+use ironmesh_xds::pb::envoy::config::route::v3::RouteConfiguration;
+use ironmesh_xds::type_url;
+use ironmesh_xds::Any;
+
+use super::{decode, Cluster, ClusterKind, CompileError, Endpoints, Listener, RouteConfig};
+
+/// The accepted resources of one type as received (for `/config_dump`) and their version.
+#[derive(Debug, Clone, Default)]
+pub struct RawResources {
+    pub version: String,
+    pub resources: Arc<BTreeMap<String, Any>>,
+}
+
+/// The compiled config; every field is replaced whole on update.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub listeners: Arc<BTreeMap<String, Arc<Listener>>>,
+    pub routes: Arc<HashMap<String, Arc<RouteConfig>>>,
+    pub clusters: Arc<HashMap<String, Arc<Cluster>>>,
+    pub endpoints: Arc<HashMap<String, Arc<Endpoints>>>,
+    /// Raw accepted resources by type URL.
+    pub raw: Arc<BTreeMap<String, RawResources>>,
+}
+
+fn decode_err(kind: &'static str, name: &str, e: String) -> CompileError {
+    CompileError::new(kind, name, e)
+}
+
+impl Snapshot {
+    /// The endpoints of `cluster` (EDS or inline); `None` for ORIGINAL_DST.
+    pub fn endpoints_of(&self, cluster: &Cluster) -> Option<Arc<Endpoints>> {
+        match &cluster.kind {
+            ClusterKind::Eds(name) => self
+                .endpoints
+                .get(name)
+                .cloned()
+                .or_else(|| Some(Arc::new(Endpoints::default()))),
+            ClusterKind::Static(e) => Some(e.clone()),
+            ClusterKind::OriginalDst => None,
+        }
+    }
+
+    /// A new snapshot with the resources of `type_url` replaced by `resources` (the
+    /// complete set, as SotW and the ADS client deliver it). Fails without changing
+    /// anything when one resource does not compile.
+    pub fn apply(
+        &self,
+        type_url: &str,
+        version: &str,
+        resources: Arc<BTreeMap<String, Any>>,
+    ) -> Result<Snapshot, CompileError> {
+        let mut next = self.clone();
+        match type_url {
+            type_url::LISTENER => {
+                let mut out = BTreeMap::new();
+                for (name, any) in resources.iter() {
+                    let pb: ListenerPb =
+                        decode(any).map_err(|e| decode_err("Listener", name, e))?;
+                    out.insert(name.clone(), Arc::new(Listener::compile(&pb)?));
+                }
+                next.listeners = Arc::new(out);
+            }
+            type_url::ROUTE => {
+                let mut out = HashMap::new();
+                for (name, any) in resources.iter() {
+                    let pb: RouteConfiguration =
+                        decode(any).map_err(|e| decode_err("RouteConfiguration", name, e))?;
+                    out.insert(name.clone(), Arc::new(RouteConfig::compile(&pb)?));
+                }
+                next.routes = Arc::new(out);
+            }
+            type_url::CLUSTER => {
+                let mut out = HashMap::new();
+                for (name, any) in resources.iter() {
+                    let pb: ClusterPb = decode(any).map_err(|e| decode_err("Cluster", name, e))?;
+                    out.insert(name.clone(), Arc::new(Cluster::compile(&pb)?));
+                }
+                next.clusters = Arc::new(out);
+            }
+            type_url::ENDPOINT => {
+                let mut out = HashMap::new();
+                for (name, any) in resources.iter() {
+                    let pb: ClusterLoadAssignment =
+                        decode(any).map_err(|e| decode_err("ClusterLoadAssignment", name, e))?;
+                    out.insert(name.clone(), Arc::new(Endpoints::compile(&pb)?));
+                }
+                next.endpoints = Arc::new(out);
+            }
+            other => {
+                return Err(CompileError::new(
+                    "resource",
+                    other,
+                    "this resource type is not subscribed by the proxy",
+                ));
+            }
+        }
+        let mut raw = (*self.raw).clone();
+        raw.insert(
+            type_url.to_string(),
+            RawResources {
+                version: version.to_string(),
+                resources,
+            },
+        );
+        next.raw = Arc::new(raw);
+        Ok(next)
+    }
+
+    /// Loads a file in the shape of discovery's golden files
+    /// (`{"listeners":[…],"routes":[…],"clusters":[…],"endpoints":[…]}`, proto3 JSON with
+    /// `@type`), for `--config-file` and tests.
+    pub fn from_json(text: &str) -> Result<Snapshot, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let mut snap = Snapshot::default();
+        for (key, url, name_field) in [
+            ("clusters", type_url::CLUSTER, "name"),
+            ("endpoints", type_url::ENDPOINT, "clusterName"),
+            ("routes", type_url::ROUTE, "name"),
+            ("listeners", type_url::LISTENER, "name"),
+        ] {
+            let mut map = BTreeMap::new();
+            for r in v.get(key).and_then(|l| l.as_array()).into_iter().flatten() {
+                let name = r
+                    .get(name_field)
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let any = ironmesh_xds::json_to_any(url, r)
+                    .map_err(|e| format!("{key} {name:?}: {e}"))?;
+                map.insert(name, any);
+            }
+            snap = snap
+                .apply(url, "file", Arc::new(map))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(snap)
+    }
+}
