@@ -15,53 +15,15 @@ use serde_json::Value;
 use crate::http;
 use crate::net::wait_until;
 
-/// `target/<profile>/<name>` for the profile the running test was built with.
-pub fn sibling_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    // target/<profile>/deps/<test> or target/<profile>/examples/<example>.
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable sits in target/<profile>/<dir>/");
-    profile_dir.join(name)
-}
-
 /// The `ironmesh-discovery` binary: `$IRONMESH_DISCOVERY`, or the one beside the test
-/// executable, built with `cargo build -p ironmesh-discovery` when it is missing.
+/// executable, built with cargo when it is missing (see [`crate::bins::binary`]).
 pub fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("IRONMESH_DISCOVERY") {
-            return PathBuf::from(p);
-        }
-        let bin = sibling_binary("ironmesh-discovery");
-        if !bin.exists() {
-            build_sibling(&bin, "ironmesh-discovery", "ironmesh-discovery");
-        }
-        bin
+    BIN.get_or_init(|| match std::env::var_os("IRONMESH_DISCOVERY") {
+        Some(p) => PathBuf::from(p),
+        None => crate::bins::binary("ironmesh-discovery", "ironmesh-discovery"),
     })
     .clone()
-}
-
-/// Runs `cargo build -p <package> --bin <bin>` into the target dir holding `path`.
-pub fn build_sibling(path: &Path, package: &str, bin: &str) {
-    let profile_dir = path.parent().expect("binary path has a parent");
-    let target_dir = profile_dir.parent().expect("profile dir has a parent");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    eprintln!("building {bin} into {} (once)", target_dir.display());
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(crate::workspace_root());
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(
-        status.success() && path.exists(),
-        "could not build {bin}; run `cargo build -p {package}` first ({})",
-        path.display()
-    );
 }
 
 /// A temporary tree: `config/` (what discovery watches), `staging/` (files are written

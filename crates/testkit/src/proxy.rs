@@ -18,11 +18,7 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("IRONMESH_PROXY") {
         return PathBuf::from(p);
     }
-    let bin = crate::discovery::sibling_binary("ironmesh-proxy");
-    if !bin.exists() {
-        crate::discovery::build_sibling(&bin, "ironmesh-proxy", "ironmesh-proxy");
-    }
-    bin
+    crate::bins::binary("ironmesh-proxy", "ironmesh-proxy")
 }
 
 /// How to start one proxy.
@@ -69,6 +65,7 @@ impl Proxy {
             .args(["--status-port", "0"])
             .args(["--readiness-port", "0"])
             .args(["--prometheus-port", "0"])
+            .args(["--agent-bind", "127.0.0.1"])
             .args(&opts.extra_args)
             .envs(opts.node.env())
             .stdin(Stdio::null())
