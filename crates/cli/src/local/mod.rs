@@ -4,6 +4,7 @@
 //! (`apply`, `delete`, `get`, `exec`, `logs`, `status`, `down`). See docs/local-mode.md.
 
 pub mod cmds;
+mod dns;
 mod forward;
 pub mod get;
 mod images;
@@ -12,6 +13,7 @@ mod manifests;
 mod net;
 mod pods;
 mod podspec;
+mod probe;
 mod procs;
 mod state;
 mod supervisor;

@@ -18,7 +18,7 @@ use super::pods::{self, desired_pods, pod_file, pod_object, PodPlan};
 use super::podspec::proc_specs;
 use super::procs::{self, ProcKind, ProcSpec};
 use super::state::*;
-use super::{forward, kubeproxy, teardown};
+use super::{dns, forward, kubeproxy, probe, teardown};
 
 struct Proc {
     spec: ProcSpec,
@@ -185,7 +185,7 @@ impl Supervisor {
                     );
                 }
             }
-            if http_ok(&url) {
+            if probe::http_ok(&url) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -335,7 +335,7 @@ impl Supervisor {
         })?;
         // Before istio-init: DNS capture reads the pod's resolv.conf.
         if let Some(ps) = self.state.pods.last() {
-            write_pod_dns(ps, &self.state.vips);
+            dns::write_pod_dns(ps, &self.state.vips);
         }
         self.write_pod_object(&plan, &ip, "Pending", false)?;
         let mut procs_ = Vec::new();
@@ -494,7 +494,7 @@ impl Supervisor {
                     None => false,
                     Some(pid) if cs.uid == PROXY_UID => {
                         let _ = pid;
-                        http_ok(&format!("http://{}:15021/healthz/ready", ps.ip))
+                        probe::http_ok(&format!("http://{}:15021/healthz/ready", ps.ip))
                     }
                     Some(pid) => {
                         let listening = net::listening_ports(pid);
@@ -543,7 +543,7 @@ impl Supervisor {
             // dir, then a debounced push).
             let all_ready = self.state.pods.iter().all(|p| p.ready)
                 && self.last_change.elapsed() > Duration::from_millis(400)
-                && self.proxies_synced();
+                && probe::proxies_synced(&self.state);
             if !announced && (all_ready || Instant::now() > ready_deadline) {
                 self.start_forwards();
                 let ms = self.started.elapsed().as_millis() as u64;
@@ -577,37 +577,6 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(200));
         }
         Ok(())
-    }
-
-    /// Every pod with a proxy is connected to discovery and has acknowledged the last
-    /// version of every type it subscribed to.
-    fn proxies_synced(&self) -> bool {
-        let expected = self
-            .state
-            .pods
-            .iter()
-            .filter(|p| p.injected || p.gateway)
-            .count();
-        if expected == 0 {
-            return true;
-        }
-        let url = format!("http://{BRIDGE_IP}:{DISCOVERY_HTTP_PORT}/debug/syncz");
-        let Some(body) = http_get(&url) else {
-            return false;
-        };
-        let Ok(serde_json::Value::Array(proxies)) = serde_json::from_str(&body) else {
-            return false;
-        };
-        proxies.len() >= expected
-            && proxies.iter().all(|p| {
-                p["types"].as_object().is_some_and(|types| {
-                    types.values().all(|t| {
-                        t["subscribed"] != true
-                            || (!t["sentVersion"].is_null()
-                                && t["sentVersion"] == t["ackedVersion"])
-                    })
-                })
-            })
     }
 
     fn start_forwards(&mut self) {
@@ -648,7 +617,7 @@ impl Supervisor {
     /// path; injected pods' DNS goes to their sidecar's DNS proxy.
     fn write_dns_files(&self) {
         for ps in &self.state.pods {
-            write_pod_dns(ps, &self.state.vips);
+            dns::write_pod_dns(ps, &self.state.vips);
         }
     }
 
@@ -706,54 +675,12 @@ fn run_init(netns: &str, plan: &PodPlan, spec: &ProcSpec) -> anyhow::Result<()> 
     }
 }
 
-fn write_pod_dns(ps: &PodState, vips: &BTreeMap<String, String>) {
-    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n");
-    hosts.push_str(&format!("{}\t{}\n", ps.ip, ps.name));
-    for (key, vip) in vips {
-        let Some((ns, name)) = key.split_once('/') else {
-            continue;
-        };
-        let mut names = format!("{name}.{ns}.svc.cluster.local {name}.{ns}.svc {name}.{ns}");
-        if ns == ps.namespace {
-            names.push(' ');
-            names.push_str(name);
-        }
-        hosts.push_str(&format!("{vip}\t{names}\n"));
-    }
-    let resolv = format!(
-        "search {}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {BRIDGE_IP}\noptions ndots:5 timeout:1 attempts:2\n",
-        ps.namespace
-    );
-    let dir = net::etc_dir(&ps.netns);
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = net::write_in_place(&dir.join("hosts"), &hosts);
-    let _ = net::write_in_place(&dir.join("resolv.conf"), &resolv);
-    let _ = net::write_in_place(&dir.join("hostname"), &format!("{}\n", ps.name));
-}
-
 pub fn pod_netns(namespace: &str, pod: &str) -> String {
     format!("im-{namespace}-{pod}")
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-pub fn http_ok(url: &str) -> bool {
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_millis(500)))
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    matches!(agent.get(url).call(), Ok(r) if r.status().as_u16() == 200)
-}
-
-fn http_get(url: &str) -> Option<String> {
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_millis(800)))
-        .build()
-        .new_agent();
-    agent.get(url).call().ok()?.body_mut().read_to_string().ok()
 }
 
 pub fn tail(path: &Path, n: usize) -> String {
