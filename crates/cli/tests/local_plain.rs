@@ -368,3 +368,39 @@ fn foreground_up_stops_on_ctrl_c_and_refuses_a_second_mesh() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_failed_start_names_the_step_and_leaves_what_it_did_not_make() {
+    if require_root("a_failed_start_names_the_step_and_leaves_what_it_did_not_make").is_none() {
+        return;
+    }
+    let dir = manifests_dir("fail");
+    let _guard = Mesh::up_lock_only();
+    // Someone else's im-node: the run must stop at the node step and not delete it.
+    let add = std::process::Command::new("ip")
+        .args(["netns", "add", "im-node"])
+        .status()
+        .unwrap();
+    assert!(add.success());
+    let out = run(&[
+        "up",
+        "-d",
+        "--profile",
+        "minimal",
+        "-f",
+        dir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let still_there = std::path::Path::new("/run/netns/im-node").exists();
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", "im-node"])
+        .status();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("✘ failed: step \"creating node namespace im-node"),
+        "{text}"
+    );
+    assert!(text.contains("already exists"), "{text}");
+    assert!(still_there, "up deleted a namespace it did not make");
+    assert_eq!(leftovers_in(&["plain"]), Vec::<String>::new());
+}

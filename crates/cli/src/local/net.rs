@@ -41,6 +41,21 @@ pub fn netns_exists(name: &str) -> bool {
 /// The node namespace: bridge with the pods' gateway address, forwarding on, and a veth
 /// pair to the host with a route for the pod /16.
 pub fn create_node(state: &mut State) -> anyhow::Result<()> {
+    if netns_exists(NODE_NETNS) {
+        // Not recorded, so not ours to delete on the way out.
+        bail!(
+            "a network namespace {NODE_NETNS} already exists and this run did not make it; \
+             remove it (`ip netns del {NODE_NETNS}`) or run `ironmesh down` if a previous run left it"
+        );
+    }
+    if std::path::Path::new("/sys/class/net")
+        .join(HOST_VETH)
+        .exists()
+    {
+        bail!(
+            "the interface {HOST_VETH} already exists; remove it (`ip link del {HOST_VETH}`) or run `ironmesh down`"
+        );
+    }
     if !state.netns.iter().any(|n| n == NODE_NETNS) {
         state.netns.insert(0, NODE_NETNS.to_string());
     }

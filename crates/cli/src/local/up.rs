@@ -201,21 +201,29 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 /// Reads the lines appended to a file since the last call.
 pub struct LogFollower {
     path: PathBuf,
+    /// Kept open: the supervisor removes the file when it tears down, and its last
+    /// lines (why it failed) must still be read.
+    file: Option<std::fs::File>,
     pos: u64,
     partial: String,
 }
 
 impl LogFollower {
     pub fn new(path: PathBuf) -> Self {
+        let file = std::fs::File::open(&path).ok();
         LogFollower {
             path,
+            file,
             pos: 0,
             partial: String::new(),
         }
     }
 
     pub fn lines(&mut self) -> Vec<String> {
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else {
             return Vec::new();
         };
         if f.seek(SeekFrom::Start(self.pos)).is_err() {
