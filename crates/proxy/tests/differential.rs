@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use cases::{Case, Fact};
 use ironmesh_testkit::discovery::{fill_template, Discovery, Workspace};
-use ironmesh_testkit::mirror::{Echo, Seen};
 use ironmesh_testkit::envoy::{AdsApi, Envoy};
 use ironmesh_testkit::http::{self, Request, Response};
+use ironmesh_testkit::mirror::{Echo, Seen};
 use ironmesh_testkit::net::{bind_same_port, free_ports, loopback, wait_until};
 use ironmesh_testkit::node::{self, Node};
 use ironmesh_testkit::proxy::{Proxy, ProxyOptions};
