@@ -185,6 +185,57 @@ fn httpbin_through_sidecars_and_the_gateway() {
         "{endpoints}"
     );
 
+    // Applied live: a ServiceEntry host, which no hosts file names, resolves through
+    // the sidecar's DNS proxy (port 53 captured) to an auto-allocated VIP and routes.
+    let se_dir = std::env::temp_dir().join(format!("ironmesh-se-{}", std::process::id()));
+    write_manifests(
+        &se_dir,
+        "se.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1beta1\nkind: ServiceEntry\nmetadata:\n  name: external-api\n  namespace: istio-demo\nspec:\n  hosts: [api.external.test]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  resolution: STATIC\n  location: MESH_EXTERNAL\n  endpoints:\n  - address: {}\n",
+            httpbin[5]
+        ),
+    );
+    ok(&["apply", "-f", se_dir.to_str().unwrap()]);
+    let resolved = eventually(Duration::from_secs(10), || {
+        let out = run(&[
+            "exec",
+            "sleep",
+            "--",
+            "getent",
+            "hosts",
+            "api.external.test",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.starts_with("240.240.").then_some(text)
+    });
+    assert!(
+        resolved.is_some(),
+        "api.external.test did not resolve to a VIP"
+    );
+    let code = ok(&[
+        "exec",
+        "sleep",
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "x-request-id: se-call-1",
+        "http://api.external.test/get",
+    ]);
+    assert_eq!(code, "200");
+    let se_log = access_log("sleep", "se-call-1");
+    assert_eq!(
+        se_log["upstream_cluster"], "outbound|80||api.external.test",
+        "{se_log}"
+    );
+
     // The proxy's own traffic (uid 1337) is not captured: a call from the istio-proxy
     // container straight to httpbin's pod IP leaves no outbound log line in sleep's sidecar.
     let before = ok(&["logs", "sleep", "-c", "istio-proxy"])
