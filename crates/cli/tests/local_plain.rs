@@ -404,3 +404,24 @@ fn a_failed_start_names_the_step_and_leaves_what_it_did_not_make() {
     assert!(still_there, "up deleted a namespace it did not make");
     assert_eq!(leftovers_in(&["plain"]), Vec::<String>::new());
 }
+
+#[test]
+fn up_without_root_says_what_it_needs() {
+    if require_root("up_without_root_says_what_it_needs").is_none() {
+        return;
+    }
+    // Drop to an unprivileged user for this one command.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "1000", "--regid", "1000", "--clear-groups", "--"])
+        .arg(ironmesh())
+        .args(["up", "-f", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+    assert!(
+        err.contains("network namespaces") && err.contains("sudo"),
+        "{err}"
+    );
+}
