@@ -33,7 +33,7 @@ fn gateway_url() -> String {
 /// `curl` from the host: (status code, body).
 fn curl(args: &[&str]) -> (u16, String) {
     let out = std::process::Command::new("curl")
-        .args(["-sS", "-m", "10", "-w", "\n%{http_code}"])
+        .args(["-sS", "--noproxy", "*", "-m", "10", "-w", "\n%{http_code}"])
         .args(args)
         .output()
         .expect("curl");

@@ -30,7 +30,7 @@ fn forwarded(port: u16) -> String {
 
 fn curl(args: &[&str]) -> (u16, String) {
     let out = std::process::Command::new("curl")
-        .args(["-sS", "-m", "10", "-w", "\n%{http_code}"])
+        .args(["-sS", "--noproxy", "*", "-m", "10", "-w", "\n%{http_code}"])
         .args(args)
         .output()
         .expect("curl");
@@ -157,6 +157,8 @@ fn https_gateway_with_a_tls_secret() {
     let out = std::process::Command::new("curl")
         .args([
             "-sS",
+            "--noproxy",
+            "*",
             "-m",
             "10",
             "-k",

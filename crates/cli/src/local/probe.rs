@@ -6,6 +6,8 @@ use super::state::*;
 
 pub fn http_ok(url: &str) -> bool {
     let agent = ureq::Agent::config_builder()
+        // Pod IPs are local: never through an HTTP(S)_PROXY from the environment.
+        .proxy(None)
         .timeout_global(Some(Duration::from_millis(500)))
         .http_status_as_error(false)
         .build()
@@ -15,6 +17,8 @@ pub fn http_ok(url: &str) -> bool {
 
 pub fn http_get(url: &str) -> Option<String> {
     let agent = ureq::Agent::config_builder()
+        // Pod IPs are local: never through an HTTP(S)_PROXY from the environment.
+        .proxy(None)
         .timeout_global(Some(Duration::from_millis(800)))
         .build()
         .new_agent();
