@@ -175,6 +175,20 @@ fn httpbin_through_sidecars_and_the_gateway() {
         routes.contains("httpbin.istio-demo.svc.cluster.local:8000"),
         "{routes}"
     );
+    let clusters = ok(&["proxy-config", "cluster", "sleep"]);
+    assert!(
+        clusters.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols == [
+                "httpbin.istio-demo.svc.cluster.local",
+                "8000",
+                "-",
+                "outbound",
+                "EDS",
+            ]
+        }),
+        "{clusters}"
+    );
     let endpoints = ok(&["proxy-config", "endpoint", "sleep", "-n", "istio-demo"]);
     assert!(
         endpoints
