@@ -102,3 +102,57 @@ pub fn apply(rules: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironmesh_config::{load_str, LoadOptions};
+
+    #[test]
+    fn dnat_spreads_over_matching_pods_and_resolves_named_ports() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: ns}\nspec:\n  clusterIP: 240.240.0.10\n  selector: {app: web}\n  ports:\n  - {port: 80, targetPort: http}\n";
+        let objects = load_str("t.yaml", yaml, &LoadOptions::default()).objects;
+        let web: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        let other: BTreeMap<String, String> = [("app".to_string(), "x".to_string())].into();
+        let port = |p: u16| -> BTreeMap<String, u16> { [("http".to_string(), p)].into() };
+        let eps = [
+            Endpoint {
+                namespace: "ns",
+                ip: "10.213.0.10",
+                labels: &web,
+                ports: port(8080),
+            },
+            Endpoint {
+                namespace: "ns",
+                ip: "10.213.0.11",
+                labels: &web,
+                ports: port(8081),
+            },
+            Endpoint {
+                namespace: "ns",
+                ip: "10.213.0.12",
+                labels: &other,
+                ports: port(8080),
+            },
+            Endpoint {
+                namespace: "other",
+                ip: "10.213.0.13",
+                labels: &web,
+                ports: port(8080),
+            },
+        ];
+        let rules = rules(&objects, &eps);
+        let dnat: Vec<&str> = rules.lines().filter(|l| l.contains("-j DNAT")).collect();
+        assert_eq!(dnat.len(), 2, "{rules}");
+        assert!(
+            dnat[0].contains("--probability 0.50000") && dnat[0].ends_with("10.213.0.10:8080"),
+            "{rules}"
+        );
+        assert!(
+            !dnat[1].contains("statistic") && dnat[1].ends_with("10.213.0.11:8081"),
+            "{rules}"
+        );
+        assert!(dnat[0].starts_with("-A PREROUTING -d 240.240.0.10/32 -p tcp --dport 80"));
+        assert!(rules.contains("MASQUERADE") && rules.ends_with("COMMIT\n"));
+    }
+}

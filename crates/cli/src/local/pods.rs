@@ -313,3 +313,95 @@ pub fn container_ports(c: &Container) -> Vec<u16> {
         .filter_map(|p| u16::try_from(p.container_port).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironmesh_config::{load_str, LoadOptions};
+
+    fn objects(yaml: &str) -> Vec<Object> {
+        let loaded = load_str("t.yaml", yaml, &LoadOptions::default());
+        assert_eq!(loaded.error_count(), 0, "{:?}", loaded.diagnostics);
+        loaded.objects
+    }
+
+    const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: on\n  labels: {istio-injection: enabled}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: off}\n";
+
+    fn deployment(ns: &str, name: &str, replicas: i32, pod_labels: &str) -> String {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata:\n      labels: {{app: {name}{pod_labels}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
+        )
+    }
+
+    #[test]
+    fn injection_follows_istio_rules() {
+        let yaml = format!(
+            "{NS}{}{}{}{}",
+            deployment("on", "a", 1, ""),
+            deployment("on", "b", 1, ", sidecar.istio.io/inject: \"false\""),
+            deployment("off", "c", 1, ""),
+            deployment("off", "d", 1, ", sidecar.istio.io/inject: \"true\""),
+        );
+        let pods = desired_pods(&objects(&yaml), &[]);
+        let injected = |prefix: &str| {
+            pods.iter()
+                .find(|p| p.name.starts_with(prefix))
+                .unwrap()
+                .injected
+        };
+        assert!(injected("a-"), "namespace label");
+        assert!(!injected("b-"), "pod label false opts out");
+        assert!(!injected("c-"), "no label anywhere");
+        assert!(injected("d-"), "pod label true opts in");
+    }
+
+    #[test]
+    fn replicas_are_named_like_kubernetes_and_kept_across_reconciles() {
+        let yaml = format!("{NS}{}", deployment("on", "web", 3, ""));
+        let objs = objects(&yaml);
+        let first = desired_pods(&objs, &[]);
+        assert_eq!(first.len(), 3);
+        let parts: Vec<&str> = first[0].name.splitn(3, '-').collect();
+        assert_eq!(parts[0], "web");
+        assert_eq!(parts[1].len(), 10, "{}", first[0].name);
+        assert_eq!(parts[2].len(), 5, "{}", first[0].name);
+        let running: Vec<PodState> = first
+            .iter()
+            .map(|p| PodState {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                owner: p.owner.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let again = desired_pods(&objs, &running);
+        let names = |v: &[PodPlan]| {
+            let mut n: Vec<String> = v.iter().map(|p| p.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&first), names(&again));
+        // A new template replaces the pods (a new hash).
+        let changed = objects(&format!("{NS}{}", deployment("on", "web", 3, ", v: \"2\"")));
+        let replaced = desired_pods(&changed, &running);
+        assert!(replaced.iter().all(|p| !names(&first).contains(&p.name)));
+    }
+
+    #[test]
+    fn runtime_pod_files_are_not_read_back_as_bare_pods() {
+        let yaml = format!("{NS}{}", deployment("on", "web", 1, ""));
+        let objs = objects(&yaml);
+        let plan = desired_pods(&objs, &[]).remove(0);
+        let pod = pod_object(&plan, "10.213.0.10", "Running", true);
+        let mut all = objs.clone();
+        all.extend(objects(&serde_json::to_string(&pod).unwrap()));
+        let again = desired_pods(&all, &[]);
+        assert_eq!(again.len(), 1, "the Deployment's pod only");
+        assert_eq!(
+            pod["metadata"]["labels"]["security.istio.io/tlsMode"],
+            "istio"
+        );
+        assert_eq!(pod["status"]["podIP"], "10.213.0.10");
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+    }
+}
