@@ -234,7 +234,11 @@ impl Supervisor {
             if self.pods.contains_key(&key) {
                 continue;
             }
-            self.start_pod(plan)?;
+            if let Err(e) = self.start_pod(plan) {
+                // Leave nothing half-made behind: the next reconcile starts afresh.
+                self.stop_pod(&key);
+                return Err(e);
+            }
         }
         self.write_dns_files();
         self.sync_service_rules(&objects);
@@ -399,6 +403,9 @@ impl Supervisor {
             .position(|p| p.namespace == key.0 && p.name == key.1)
         {
             let ps = self.state.pods.remove(idx);
+            if !ps.owner.is_empty() {
+                let _ = std::fs::remove_file(pod_file(&key.0, &key.1));
+            }
             teardown::remove_netns(&ps.netns);
             self.state.netns.retain(|n| n != &ps.netns);
         }
@@ -492,8 +499,7 @@ impl Supervisor {
             for cs in ps.containers.iter_mut() {
                 cs.ready = match cs.pid {
                     None => false,
-                    Some(pid) if cs.uid == PROXY_UID => {
-                        let _ = pid;
+                    Some(_) if cs.uid == PROXY_UID => {
                         probe::http_ok(&format!("http://{}:15021/healthz/ready", ps.ip))
                     }
                     Some(pid) => {

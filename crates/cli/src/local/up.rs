@@ -85,6 +85,9 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(run_dir())?;
     let log = supervisor_log();
     let out = std::fs::File::create(&log)?;
+    // Opened before the supervisor starts: a fast failure removes the file with
+    // everything else, and its last lines say why.
+    let mut reader = LogFollower::new(log.clone());
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(&exe);
     cmd.arg("__supervise").arg("--profile").arg(&args.profile);
@@ -101,7 +104,6 @@ fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         .spawn()
         .context("cannot start the supervisor")?;
     let stop = signal_flag();
-    let mut reader = LogFollower::new(log);
     let mut stopping = false;
     loop {
         for line in reader.lines() {
