@@ -211,7 +211,7 @@ fn httpbin_through_sidecars_and_the_gateway() {
         ),
     );
     ok(&["apply", "-f", se_dir.to_str().unwrap()]);
-    let resolved = eventually(Duration::from_secs(10), || {
+    let resolved = eventually(Duration::from_secs(20), || {
         let out = run(&[
             "exec",
             "sleep",

@@ -181,8 +181,14 @@ pub fn signal_flag() -> Arc<AtomicBool> {
             };
             loop {
                 tokio::select! {
-                    _ = int.recv() => f.store(true, Ordering::SeqCst),
-                    _ = term.recv() => f.store(true, Ordering::SeqCst),
+                    Some(()) = int.recv() => {
+                        eprintln!("received SIGINT");
+                        f.store(true, Ordering::SeqCst);
+                    }
+                    Some(()) = term.recv() => {
+                        eprintln!("received SIGTERM");
+                        f.store(true, Ordering::SeqCst);
+                    }
                     _ = hup.recv() => {}
                 }
             }
