@@ -57,6 +57,25 @@ fn canary_by_header() {
         return;
     }
     let (_mesh, _) = Mesh::up(&["--profile", "minimal", "-f", &example("canary")]);
+    let vs = ok(&["get", "virtualservices", "-n", "canary"]);
+    assert!(
+        vs.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["canary", "canary", "[]", "[canary]"]),
+        "{vs}"
+    );
+    let dr = ok(&["get", "dr"]);
+    assert!(
+        dr.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["canary", "canary", "canary"]),
+        "{dr}"
+    );
+    let svc = ok(&["get", "svc", "-n", "canary"]);
+    assert!(
+        svc.lines()
+            .any(|l| l.starts_with("canary") && l.contains("240.240.") && l.ends_with("80/TCP")),
+        "{svc}"
+    );
     let v1 = pod_row("canary-v1-");
     let v2 = pod_row("canary-v2-");
     for (header, want) in [
