@@ -159,6 +159,54 @@ fn pods_without_sidecars_run_talk_restart_and_go_away() {
         "the app's log shows the request: {logs}"
     );
 
+    // logs -f follows new lines.
+    let mut follow = std::process::Command::new(ironmesh())
+        .args(["logs", "web", "-n", "plain", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let status_url = format!("http://{}:80/status/201", web[5]);
+    ok(&[
+        "exec",
+        "client",
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        &status_url,
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut followed = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("/status/201") => {
+                followed = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(followed, "logs -f did not show the new request");
+
     // A crash is restarted and counted.
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("/run/ironmesh/state.json").unwrap())
