@@ -80,7 +80,11 @@ fn json_escape(s: &str) -> String {
     o
 }
 
-async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Frames>, Infallible> {
+async fn respond(
+    name: String,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<Frames>, Infallible> {
     let path = req.uri().path().to_string();
     let mut headers = String::new();
     for (k, v) in req.headers() {
@@ -172,8 +176,9 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Fr
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
     }
     let out = format!(
-        "{{\"server\":\"{}\",\"protocol\":\"{}\",\"method\":\"{}\",\"path\":\"{}\",\"body_len\":{},\"headers\":{{{}}}}}",
+        "{{\"server\":\"{}\",\"peer\":\"{}\",\"protocol\":\"{}\",\"method\":\"{}\",\"path\":\"{}\",\"body_len\":{},\"headers\":{{{}}}}}",
         json_escape(&name),
+        peer,
         version,
         method,
         json_escape(&full_path),
@@ -201,10 +206,19 @@ impl EchoServer {
     }
 
     pub fn http_on(name: &str, addr: SocketAddr) -> EchoServer {
+        Self::http_in(name, addr, None)
+    }
+
+    /// Like [`EchoServer::http_on`], inside network namespace `netns` (`ip netns` name).
+    pub fn http_in(name: &str, addr: SocketAddr, netns: Option<&str>) -> EchoServer {
+        let netns = netns.map(str::to_string);
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let n = name.to_string();
         std::thread::spawn(move || {
+            if let Some(ns) = &netns {
+                crate::netns::enter(ns);
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -214,13 +228,14 @@ impl EchoServer {
                 tx.send(l.local_addr().expect("addr")).expect("send addr");
                 let serve = async {
                     loop {
-                        let Ok((s, _)) = l.accept().await else {
+                        let Ok((s, peer)) = l.accept().await else {
                             continue;
                         };
                         let name = n.clone();
                         tokio::spawn(async move {
-                            let svc =
-                                hyper::service::service_fn(move |req| respond(name.clone(), req));
+                            let svc = hyper::service::service_fn(move |req| {
+                                respond(name.clone(), peer, req)
+                            });
                             let _ =
                                 hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                                     .serve_connection_with_upgrades(TokioIo::new(s), svc)

@@ -1,9 +1,9 @@
 //! The agent: process start-up, identity, wiring of xDS to the data plane, health and
 //! drain (pilot-agent's duties).
 
-pub mod health;
 pub mod identity;
 pub mod state;
+pub mod xds;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +66,11 @@ pub struct ProxyArgs {
     /// Bound on protocol detection when a listener sets `listener_filters_timeout: 0s`.
     #[arg(long, default_value_t = 1000)]
     pub protocol_detection_timeout_ms: u64,
+    /// Where the DNS proxy listens when DNS capture is on (`ISTIO_META_DNS_CAPTURE=true`,
+    /// as pilot-agent reads it): it answers mesh names from discovery's name table (NDS)
+    /// and forwards the rest to /etc/resolv.conf's servers. 0 picks a port.
+    #[arg(long, default_value = "127.0.0.1:15053")]
+    pub dns_addr: SocketAddr,
     /// Use SotW ADS instead of Delta.
     #[arg(long)]
     pub sotw: bool,
@@ -99,12 +104,21 @@ fn drain_duration() -> Duration {
 
 /// Runs the proxy until SIGTERM.
 pub fn run(args: ProxyArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IRONMESH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    use tracing_subscriber::prelude::*;
+    let directives = std::env::var("IRONMESH_LOG").unwrap_or_else(|_| "info".into());
+    let log = match crate::admin::reloadable_filter(&directives) {
+        Ok((filter, control)) => {
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .try_init();
+            Some(control)
+        }
+        Err(e) => {
+            eprintln!("ironmesh-proxy: IRONMESH_LOG: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.concurrency.max(1))
         .enable_all()
@@ -116,7 +130,7 @@ pub fn run(args: ProxyArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run_async(args)) {
+    match runtime.block_on(run_async(args, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ironmesh-proxy: {e:#}");
@@ -125,7 +139,8 @@ pub fn run(args: ProxyArgs) -> ExitCode {
     }
 }
 
-async fn run_async(args: ProxyArgs) -> anyhow::Result<()> {
+async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> anyhow::Result<()> {
+    use crate::admin::{self, AdminOptions, AdminState, AgentConfig};
     let identity = Identity::from_env(
         &args.role,
         args.domain.as_deref(),
@@ -133,7 +148,8 @@ async fn run_async(args: ProxyArgs) -> anyhow::Result<()> {
         std::env::vars(),
     )
     .map_err(anyhow::Error::msg)?;
-    tracing::info!(node = %identity.node_id(), "starting");
+    let node = identity.node();
+    tracing::info!(node = %node.id, "starting");
     let options = Options {
         detect_timeout: Duration::from_millis(args.protocol_detection_timeout_ms),
         bind_overrides: parse_bind_ports(&args.bind_ports).map_err(anyhow::Error::msg)?,
@@ -141,30 +157,80 @@ async fn run_async(args: ProxyArgs) -> anyhow::Result<()> {
         inbound_port: args.inbound_port,
         sidecar: args.role == "sidecar",
     };
-    let telemetry = Arc::new(Telemetry::new(identity.peer_metadata()));
-    let rt = Runtime::new(telemetry, options);
+    let local = node
+        .metadata
+        .as_ref()
+        .map(crate::telemetry::PeerMetadata::from_pb_node_metadata)
+        .unwrap_or_else(|| identity.peer_metadata());
+    let peer_headers = local.to_headers(&node.id);
+    let telemetry = Arc::new(Telemetry::new(local));
+    let rt = Runtime::new(telemetry, options, Some(peer_headers));
     let state = ProxyState::new(rt.clone());
 
-    health::serve_ready(
-        "readiness",
-        SocketAddr::new(args.agent_bind, args.readiness_port),
+    let agent = AgentConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin_state = AdminState::with_options(
+        node.clone(),
         state.clone(),
+        AdminOptions {
+            log,
+            agent,
+            version: None,
+        },
+    );
+    let (a, _) = admin::serve_admin(args.admin_addr, admin_state.clone()).await?;
+    println!("listening admin={a}");
+    let (a, _) = admin::serve_status(
+        SocketAddr::new(args.agent_bind, args.status_port),
+        admin_state.clone(),
     )
-    .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot bind the readiness port {}: {e}",
-            args.readiness_port
-        )
-    })?;
+    .await?;
+    println!("listening status={a}");
+    let (a, _) = admin::serve_readiness(
+        SocketAddr::new(args.agent_bind, args.readiness_port),
+        admin_state.clone(),
+    )
+    .await?;
+    println!("listening readiness={a}");
+    let (a, _) = admin::serve_prometheus(
+        SocketAddr::new(args.agent_bind, args.prometheus_port),
+        admin_state.clone(),
+    )
+    .await?;
+    println!("listening prometheus={a}");
 
-    match &args.config_file {
+    // DNS capture is opt-in, as in Istio: the injector (or `ironmesh up`) sets the env
+    // together with the iptables `--redirect-dns` rules that send port 53 here.
+    let dns_capture = std::env::var("ISTIO_META_DNS_CAPTURE").is_ok_and(|v| v == "true");
+    let (dns_tx, _dns_server) = if dns_capture && args.config_file.is_none() {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(crate::dns::NameTable::default()));
+        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let server =
+            crate::dns::serve(args.dns_addr, rx, crate::dns::system_upstreams(), namespace)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot bind the DNS proxy on {} ({e}); pick another with --dns-addr or unset ISTIO_META_DNS_CAPTURE",
+                        args.dns_addr
+                    )
+                })?;
+        println!("listening dns={}", server.udp_addr);
+        (Some(tx), Some(server))
+    } else {
+        (None, None)
+    };
+    let handler = Arc::new(xds::XdsHandler {
+        state: state.clone(),
+        admin: admin_state,
+        dns: dns_tx.clone(),
+    });
+    let _client = match &args.config_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 anyhow::anyhow!("cannot read --config-file {}: {e}", path.display())
             })?;
             let snap = crate::model::Snapshot::from_json(&text)
                 .map_err(|e| anyhow::anyhow!("--config-file {}: {e}", path.display()))?;
+            use ironmesh_xds::client::Handler;
             for url in [
                 ironmesh_xds::type_url::CLUSTER,
                 ironmesh_xds::type_url::ENDPOINT,
@@ -176,11 +242,36 @@ async fn run_async(args: ProxyArgs) -> anyhow::Result<()> {
                     .get(url)
                     .map(|r| r.resources.clone())
                     .unwrap_or_default();
-                state.apply(url, "file", raw).map_err(anyhow::Error::msg)?;
+                handler
+                    .apply(&xds::update(url, "file", &raw))
+                    .map_err(anyhow::Error::msg)?;
             }
+            None
         }
-        None => start_xds(&args, &identity, state.clone())?,
-    }
+        None => {
+            let mut config =
+                ironmesh_xds::client::ClientConfig::new(args.discovery_address.clone(), node);
+            if args.sotw {
+                config.protocol = ironmesh_xds::Protocol::Sotw;
+            }
+            if dns_tx.is_some() {
+                config.types.push(ironmesh_xds::client::TypeSubscription {
+                    type_url: ironmesh_xds::type_url::NAME_TABLE.to_string(),
+                    wildcard: true,
+                });
+            }
+            Some(ironmesh_xds::client::AdsClient::spawn(config, handler))
+        }
+    };
+
+    // Readiness can also become true by the warming timeout, without an update.
+    let warm = state.clone();
+    tokio::spawn(async move {
+        while !warm.ready() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        warm.check_ready();
+    });
 
     wait_for_shutdown(&state).await;
     let drain = drain_duration();
@@ -213,10 +304,4 @@ async fn wait_for_shutdown(state: &ProxyState) {
         _ = tokio::signal::ctrl_c() => {}
         _ = state.quit.notified() => {}
     }
-}
-
-/// Connects to discovery over ADS. Placeholder until the ADS client lands.
-fn start_xds(args: &ProxyArgs, identity: &Identity, _state: Arc<ProxyState>) -> anyhow::Result<()> {
-    let _ = identity.node();
-    anyhow::bail!("the ADS client is not built into this binary yet; use --config-file (discovery at {} not contacted)", args.discovery_address)
 }

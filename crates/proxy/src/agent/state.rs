@@ -14,6 +14,9 @@ use crate::dataplane::Runtime;
 use crate::model::listener::RouteSource;
 use crate::model::{ClusterKind, NetworkFilter};
 
+/// Longest the first RDS/EDS responses may hold readiness back.
+pub const WARMING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Everything the agent and the admin server need; one per process.
 pub struct ProxyState {
     pub rt: Arc<Runtime>,
@@ -22,6 +25,8 @@ pub struct ProxyState {
     applied: Mutex<BTreeSet<String>>,
     listeners_bound: AtomicBool,
     ready_logged: AtomicBool,
+    /// When LDS and CDS were first both applied (warming of RDS/EDS starts).
+    warming_since: Mutex<Option<std::time::Instant>>,
     /// Set by `/quitquitquit` or SIGTERM.
     pub quit: tokio::sync::Notify,
 }
@@ -35,6 +40,7 @@ impl ProxyState {
             applied: Mutex::new(BTreeSet::new()),
             listeners_bound: AtomicBool::new(false),
             ready_logged: AtomicBool::new(false),
+            warming_since: Mutex::new(None),
             quit: tokio::sync::Notify::new(),
         })
     }
@@ -110,19 +116,43 @@ impl ProxyState {
         }
     }
 
-    fn check_ready(&self) {
+    /// Logs `ready` once; call after updates and periodically while warming.
+    pub fn check_ready(&self) {
         if self.ready() && !self.ready_logged.swap(true, Ordering::SeqCst) {
             tracing::info!("proxy ready");
             println!("ready");
         }
     }
 
-    /// Ready once LDS and CDS were applied and every listener is bound (15021).
+    /// Ready (15021) once LDS and CDS were applied, every listener is bound, and the
+    /// routes and endpoints they name arrived, as Envoy's initial warming; a name that
+    /// never arrives stops blocking readiness after [`WARMING_TIMEOUT`].
     pub fn ready(&self) -> bool {
-        let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        applied.contains(type_url::LISTENER)
-            && applied.contains(type_url::CLUSTER)
-            && self.listeners_bound.load(Ordering::SeqCst)
+        let base = {
+            let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+            applied.contains(type_url::LISTENER)
+                && applied.contains(type_url::CLUSTER)
+                && self.listeners_bound.load(Ordering::SeqCst)
+        };
+        if !base {
+            return false;
+        }
+        let since = *self
+            .warming_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(std::time::Instant::now);
+        if self.ready_logged.load(Ordering::SeqCst) || since.elapsed() >= WARMING_TIMEOUT {
+            return true;
+        }
+        let snap = self.rt.snapshot.load_full();
+        self.names(type_url::ROUTE)
+            .iter()
+            .all(|n| snap.routes.contains_key(n))
+            && self
+                .names(type_url::ENDPOINT)
+                .iter()
+                .all(|n| snap.endpoints.contains_key(n))
     }
 
     /// `/drain_listeners`: stop accepting, drain live connections.

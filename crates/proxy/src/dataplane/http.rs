@@ -641,6 +641,18 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         h.insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
     }
     propagate_trace(h, false);
+    let inbound = ctx.info.direction == Direction::Inbound;
+    if inbound {
+        if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(h) {
+            ctx.info.peer = Some(Arc::new(peer));
+        }
+        h.remove(crate::telemetry::PEER_METADATA_HEADER);
+        h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+    } else if let Some(ph) = &conn.rt.peer_headers {
+        for (k, v) in ph {
+            h.insert(k.clone(), v.clone());
+        }
+    }
     let authority = new_authority.unwrap_or(authority);
     ctx.info.request_headers = Some(Arc::new(h.clone()));
     let path = new_path.unwrap_or(pq);
@@ -751,7 +763,25 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     }
 
     let (mut parts, body) = resp.into_parts();
+    parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers, false);
+    if inbound {
+        if let Some(ph) = &conn.rt.peer_headers {
+            for (k, v) in ph {
+                parts.headers.insert(k.clone(), v.clone());
+            }
+        }
+    } else {
+        if ctx.info.peer.is_none() {
+            if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(&parts.headers) {
+                ctx.info.peer = Some(Arc::new(peer));
+            }
+        }
+        parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
+        parts
+            .headers
+            .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+    }
     parts
         .headers
         .insert(SERVICE_TIME, int_value(service_time.as_millis() as u64));

@@ -63,10 +63,17 @@ pub struct Runtime {
     pub draining: AtomicBool,
     drain_tx: watch::Sender<bool>,
     pub active_connections: AtomicUsize,
+    /// Istio metadata exchange: this workload's `x-envoy-peer-metadata(-id)` headers,
+    /// sent upstream on outbound requests and downstream on inbound responses.
+    pub peer_headers: Option<[(::http::HeaderName, ::http::HeaderValue); 2]>,
 }
 
 impl Runtime {
-    pub fn new(telemetry: Arc<Telemetry>, options: Options) -> Arc<Runtime> {
+    pub fn new(
+        telemetry: Arc<Telemetry>,
+        options: Options,
+        peer_headers: Option<[(::http::HeaderName, ::http::HeaderValue); 2]>,
+    ) -> Arc<Runtime> {
         let (drain_tx, _) = watch::channel(false);
         Arc::new(Runtime {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
@@ -76,6 +83,7 @@ impl Runtime {
             draining: AtomicBool::new(false),
             drain_tx,
             active_connections: AtomicUsize::new(0),
+            peer_headers,
         })
     }
 

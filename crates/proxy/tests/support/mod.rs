@@ -45,11 +45,7 @@ fn pump(r: impl std::io::Read + Send + 'static, lines: Lines, echo: bool) {
 impl Proxy {
     /// Starts `proxy <role>` with `config` as `--config-file`, extra flags appended.
     pub fn with_config(role: &str, config: &Value, extra: &[&str]) -> Proxy {
-        let dir = ironmesh_testkit::TempDir::new().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-        let mut args = vec!["--config-file".to_string(), path.display().to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let (dir, args) = config_args(config, extra);
         Self::spawn(role, &args, dir, &[])
     }
 
@@ -59,7 +55,28 @@ impl Proxy {
         dir: ironmesh_testkit::TempDir,
         env: &[(&str, &str)],
     ) -> Proxy {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironmesh-proxy"));
+        let mut args: Vec<String> = ["--outbound-port", "0", "--inbound-port", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().cloned());
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_ironmesh-proxy")),
+            role,
+            &args,
+            dir,
+            env,
+        )
+    }
+
+    /// Starts the proxy through `cmd` (the binary itself, or `ip netns exec … binary`).
+    pub fn launch(
+        mut cmd: Command,
+        role: &str,
+        extra: &[String],
+        dir: ironmesh_testkit::TempDir,
+        env: &[(&str, &str)],
+    ) -> Proxy {
         cmd.args([
             "proxy",
             role,
@@ -73,10 +90,6 @@ impl Proxy {
             "127.0.0.1:0",
             "--agent-bind",
             "127.0.0.1",
-            "--outbound-port",
-            "0",
-            "--inbound-port",
-            "0",
         ])
         .args(extra)
         .env("POD_NAME", "test-pod-1234-abcd")
@@ -235,6 +248,16 @@ pub fn req(h2: bool, host: &str, path: &str, headers: &[(&str, &str)]) -> Reques
 pub fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
     rt().block_on(send(addr, false, req(false, host, path, headers)))
         .unwrap()
+}
+
+/// Writes `config` to a temp dir: `--config-file PATH` plus `extra`.
+pub fn config_args(config: &Value, extra: &[&str]) -> (ironmesh_testkit::TempDir, Vec<String>) {
+    let dir = ironmesh_testkit::TempDir::new().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    let mut args = vec!["--config-file".to_string(), path.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (dir, args)
 }
 
 // ---- config builders (proto3 JSON in the shape of discovery's goldens) ----
