@@ -72,6 +72,13 @@ fn protocol_name(v: Version) -> &'static str {
     }
 }
 
+/// An HTTP/1.1 connection to return to its pool when the response ends.
+type H1Return = (
+    hyper::client::conn::http1::SendRequest<ReqBody>,
+    Arc<HostPool>,
+    SocketAddr,
+);
+
 /// Telemetry and pool bookkeeping finished when the response body ends.
 struct Done {
     rt: Arc<Runtime>,
@@ -79,10 +86,7 @@ struct Done {
     info: StreamInfo,
     start: Instant,
     received: Arc<AtomicU64>,
-    h1: Option<(
-        hyper::client::conn::http1::SendRequest<ReqBody>,
-        Arc<HostPool>,
-    )>,
+    h1: Option<H1Return>,
     _active: Option<ActiveGuard>,
 }
 
@@ -105,8 +109,8 @@ impl Finish for Done {
         if !complete {
             this.info.flags.set(ResponseFlags::DC);
         }
-        if let (true, Some((s, pool))) = (complete, this.h1.take()) {
-            pool.give_back(s);
+        if let (true, Some((s, pool, local))) = (complete, this.h1.take()) {
+            pool.give_back(s, local);
         }
         this.rt.telemetry.record(&this.info, &this.hcm.access_logs);
     }
@@ -125,10 +129,7 @@ impl Ctx {
     fn finish(
         mut self,
         mut resp: Response<RespBody>,
-        h1: Option<(
-            hyper::client::conn::http1::SendRequest<ReqBody>,
-            Arc<HostPool>,
-        )>,
+        h1: Option<H1Return>,
         active: Option<ActiveGuard>,
     ) -> Response<RespBody> {
         let hcm = &self.conn.hcm;
@@ -405,6 +406,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             .to_string(),
     );
     info.authority = Some(authority.clone());
+    info.scheme = Some(scheme.to_string());
     let received = Arc::new(AtomicU64::new(0));
     let mut ctx = Ctx {
         conn: conn.clone(),
@@ -680,6 +682,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         h2,
         bind: cluster.bind,
     };
+    ctx.info.attempt_count = Some(1);
     let upstream_start = Instant::now();
     let send = async {
         let sender = conn
@@ -689,13 +692,14 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             .await
             .map_err(SendError::Connect)?;
         match sender {
-            Sender::H1(mut s, pool) => {
+            Sender::H1(mut s, pool, local) => {
                 let r = s.send_request(up_req).await.map_err(SendError::Reset)?;
-                Ok((r, Some((s, pool))))
+                Ok((r, Some((s, pool, local)), local))
             }
-            Sender::H2(mut s) => Ok((
+            Sender::H2(mut s, local) => Ok((
                 s.send_request(up_req).await.map_err(SendError::Reset)?,
                 None,
+                local,
             )),
         }
     };
@@ -706,7 +710,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         },
         None => send.await,
     };
-    let (mut resp, h1) = match result {
+    let (mut resp, h1, up_local) = match result {
         Ok(r) => r,
         Err(SendError::Connect(e)) => {
             ctx.info.upstream_transport_failure_reason = Some(e.reason());
@@ -740,6 +744,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     };
     let service_time = upstream_start.elapsed();
+    ctx.info.upstream_local_address = Some(up_local);
+    ctx.info.upstream_protocol = Some(if h2 { "HTTP/2" } else { "HTTP/1.1" });
     ctx.info.upstream_service_time = Some(service_time);
     ctx.info.response_code_details = Some("via_upstream".into());
 
