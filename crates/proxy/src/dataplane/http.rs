@@ -149,7 +149,7 @@ impl Ctx {
             self.info.grpc_status = Some(s);
         }
         self.info.response_duration = Some(self.start.elapsed());
-        self.info.response_headers = Some(Arc::new(resp.headers().clone()));
+        self.info.response_headers = Some(telemetry_headers(resp.headers(), hcm));
         let done = Done {
             rt: self.conn.rt.clone(),
             hcm: hcm.clone(),
@@ -188,6 +188,21 @@ impl Ctx {
         }
         ctx.finish(resp, None, None)
     }
+}
+
+/// The headers telemetry keeps: all of them when an access log may print any; else only
+/// what the metrics read (gRPC detection and status), saving a map copy per request.
+fn telemetry_headers(h: &HeaderMap, hcm: &HttpManager) -> Arc<HeaderMap> {
+    if !hcm.access_logs.is_empty() {
+        return Arc::new(h.clone());
+    }
+    let mut slim = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, GRPC_STATUS] {
+        if let Some(v) = h.get(&name) {
+            slim.insert(name, v.clone());
+        }
+    }
+    Arc::new(slim)
 }
 
 fn authority_of(req: &Request<Incoming>) -> String {
@@ -422,7 +437,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc.clone(),
             None => {
-                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                 return ctx.local_reply(
                     StatusCode::NOT_FOUND,
                     "",
@@ -448,7 +463,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
         return ctx.local_reply(
             StatusCode::NOT_FOUND,
             "",
@@ -478,7 +493,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
         if let Some((status, grpc, pct)) = f.abort {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                 if let Some(g) = grpc {
                     let mut resp = Response::new(RespBody::empty());
                     resp.headers_mut().insert(
@@ -504,7 +519,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
 
     let fwd = match &route.action {
         Action::Direct { status, body } => {
-            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
             ctx.info.response_code_details = Some("direct_response".into());
             let mut resp = Response::new(match body {
                 Some(b) => RespBody::full(b.clone()),
@@ -526,7 +541,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             return ctx.finish(resp, None, None);
         }
         Action::Redirect(r) => {
-            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
             ctx.info.response_code_details = Some("direct_response".into());
             let loc = redirect_location(r, route, scheme, &authority, &pq);
             let mut resp = Response::new(RespBody::empty());
@@ -553,7 +568,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     }
     ctx.info.upstream_cluster = Some(cluster_name.to_string());
     let Some(cluster) = snap.clusters.get(&**cluster_name).cloned() else {
-        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
         return ctx.local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "",
@@ -575,7 +590,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             match lb::pick(&eps, policy, &mut rand::rng()) {
                 Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
                 None => {
-                    ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                    ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                     return ctx.local_reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no healthy upstream",
@@ -656,7 +671,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     }
     let authority = new_authority.unwrap_or(authority);
-    ctx.info.request_headers = Some(Arc::new(h.clone()));
+    ctx.info.request_headers = Some(telemetry_headers(h, &hcm));
     let path = new_path.unwrap_or(pq);
     if h2 {
         h.remove(header::HOST);
