@@ -267,12 +267,8 @@ fn rewrite_path(fwd: &Forward, route: &Route, path_and_query: &str) -> Option<St
         let rest = path.get(matched..).unwrap_or("");
         let mut new = String::with_capacity(p.len() + rest.len() + query.len());
         new.push_str(p);
-        // Envoy joins without doubling the separator when the rewrite ends in '/'.
-        if p.ends_with('/') && rest.starts_with('/') {
-            new.push_str(&rest[1..]);
-        } else {
-            new.push_str(rest);
-        }
+        // A plain replacement of the matched prefix, as Envoy does.
+        new.push_str(rest);
         if new.is_empty() {
             new.push('/');
         }
