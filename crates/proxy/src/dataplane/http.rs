@@ -618,8 +618,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
     h.remove(&UPSTREAM_RQ_TIMEOUT);
-    if !h2 {
-        // HTTP/2 clients may send `te: trailers`; HTTP/1.1 upstreams do not need it.
+    // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te` at all.
+    if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
         h.remove(header::TE);
     }
     if let Some(t) = timeout {
