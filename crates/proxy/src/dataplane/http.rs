@@ -696,23 +696,33 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     ctx.info.attempt_count = Some(1);
     let upstream_start = Instant::now();
     let send = async {
-        let sender = conn
-            .rt
-            .pools
-            .checkout(key, cluster.connect_timeout)
-            .await
-            .map_err(SendError::Connect)?;
-        match sender {
-            Sender::H1(mut s, pool, local) => {
-                let r = s.send_request(up_req).await.map_err(SendError::Reset)?;
-                Ok((r, Some((s, pool, local)), local))
+        let mut up_req = up_req;
+        // A pooled connection the upstream closed meanwhile fails before the request is
+        // written; hyper hands the request back and it goes out on another connection.
+        for attempt in 0..3 {
+            let sender = conn
+                .rt
+                .pools
+                .checkout(key, cluster.connect_timeout)
+                .await
+                .map_err(SendError::Connect)?;
+            let err = match sender {
+                Sender::H1(mut s, pool, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, Some((s, pool, local)), local)),
+                    Err(e) => e,
+                },
+                Sender::H2(mut s, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, None, local)),
+                    Err(e) => e,
+                },
+            };
+            let mut err = err;
+            match err.take_message() {
+                Some(req) if attempt < 2 => up_req = req,
+                _ => return Err(SendError::Reset(err.into_error())),
             }
-            Sender::H2(mut s, local) => Ok((
-                s.send_request(up_req).await.map_err(SendError::Reset)?,
-                None,
-                local,
-            )),
         }
+        unreachable!("the loop returns on its last attempt")
     };
     let result = match timeout {
         Some(t) => match tokio::time::timeout(t, send).await {
