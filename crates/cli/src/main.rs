@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod discovery_client;
+mod local;
 mod proxy_config;
 mod proxy_status;
 mod validate;
@@ -58,14 +59,64 @@ enum Command {
     /// with --proxy-admin the proxy's own admin port (/config_dump?include_eds).
     #[command(visible_alias = "pc")]
     ProxyConfig(proxy_config::Args),
+    /// Run a local mesh on this machine from Kubernetes + Istio manifests (needs root).
+    ///
+    /// Creates a network namespace per pod on a bridge, starts discovery, injects
+    /// sidecars (namespace label istio-injection=enabled or pod label
+    /// sidecar.istio.io/inject), runs the ingress gateway and forwards its ports to
+    /// 127.0.0.1. State lives in /run/ironmesh; `ironmesh down` removes everything.
+    Up(local::up::UpArgs),
+    /// Stop the local mesh and remove every namespace, veth, rule, file and process it made.
+    Down,
+    /// Show the local mesh: phase, gateway ports and pods.
+    Status,
+    /// Add or change objects in the running local mesh (new Deployments start pods).
+    Apply(local::cmds::FilesArgs),
+    /// Remove objects from the running local mesh.
+    Delete(local::cmds::FilesArgs),
+    /// List pods, services, gateways, virtualservices, destinationrules or all.
+    Get(local::get::GetArgs),
+    /// Run a command inside a pod of the local mesh (its network namespace, DNS and user).
+    Exec(local::cmds::ExecArgs),
+    /// Print a container's log (`-c istio-proxy` for the sidecar).
+    Logs(local::cmds::LogsArgs),
+    #[command(name = "__supervise", hide = true)]
+    Supervise(local::cmds::SuperviseArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // proxy-status / proxy-config talk to the local mesh's discovery when one runs and
+    // no address was given.
+    let debug_cmd = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| matches!(a, "proxy-status" | "ps" | "proxy-config" | "pc"));
+    if debug_cmd
+        && std::env::var_os("IRONMESH_DISCOVERY").is_none()
+        && !argv
+            .iter()
+            .any(|a| a.to_string_lossy().starts_with("--discovery"))
+    {
+        if let Some(url) = local::discovery_url() {
+            argv.push("--discovery".into());
+            argv.push(url.into());
+        }
+    }
+    let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Version(args) => version::run(args),
         Command::ProxyStatus(args) => proxy_status::run(args),
         Command::ProxyConfig(args) => proxy_config::run(args),
+        Command::Up(args) => local::up::run(args),
+        Command::Down => local::cmds::down(),
+        Command::Status => local::cmds::status(),
+        Command::Apply(args) => local::cmds::apply(args),
+        Command::Delete(args) => local::cmds::delete(args),
+        Command::Get(args) => local::get::run(args),
+        Command::Exec(args) => local::cmds::exec(args),
+        Command::Logs(args) => local::cmds::logs(args),
+        Command::Supervise(args) => local::cmds::supervise(args),
     }
 }

@@ -167,3 +167,45 @@ async fn next(stream: &mut tonic::Streaming<DiscoveryResponse>, what: &str) -> D
         .expect("stream error")
         .unwrap_or_else(|| panic!("stream closed before {what}"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nds_over_delta_ads() {
+    use ironmesh_xds::pb::envoy::service::discovery::v3::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse,
+    };
+    let ws = Workspace::new();
+    ws.write("mesh.yaml", MESH);
+    let discovery = ws.start_discovery();
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{}", discovery.xds))
+        .await
+        .expect("connect to discovery's xDS port");
+    let (tx, rx) = mpsc::channel(8);
+    tx.send(DeltaDiscoveryRequest {
+        node: Some(node()),
+        type_url: ironmesh_xds::nds::TYPE_URL.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut stream = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("delta ADS stream")
+        .into_inner();
+    let resp: DeltaDiscoveryResponse =
+        tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("a delta NDS response within 20s")
+            .expect("stream error")
+            .expect("stream open");
+    assert_eq!(resp.type_url, ironmesh_xds::nds::TYPE_URL);
+    assert_eq!(resp.resources.len(), 1, "{resp:?}");
+    let r = &resp.resources[0];
+    assert_eq!(r.name, "");
+    let t = NameTable::decode(r.resource.as_ref().unwrap().value.as_slice()).unwrap();
+    assert_eq!(
+        t.table["httpbin.istio-demo.svc.cluster.local"].ips,
+        vec!["240.240.0.7"]
+    );
+    drop(discovery);
+}

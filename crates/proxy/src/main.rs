@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy as a sidecar or a gateway (router), driven by xDS from discovery.
-    Proxy(ironmesh_proxy::agent::ProxyArgs),
+    Proxy(Box<ironmesh_proxy::agent::ProxyArgs>),
     /// Install the iptables rules that capture a pod's traffic (istio-iptables' flags).
     Iptables(ironmesh_proxy::iptables::Args),
     /// Remove every rule and chain `iptables` installed.
@@ -31,7 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Proxy(args) => ironmesh_proxy::agent::run(args),
+        Command::Proxy(args) => ironmesh_proxy::agent::run(*args),
         Command::Iptables(args) => ironmesh_proxy::iptables::run(args),
         Command::CleanupIptables(args) => ironmesh_proxy::iptables::cleanup(args),
     }

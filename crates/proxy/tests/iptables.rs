@@ -179,6 +179,39 @@ fn install_is_idempotent_and_cleanup_removes_everything() {
     ns.ok(&[BIN, "cleanup-iptables"]);
 }
 
+#[test]
+fn dual_stack_installs_ip6tables_rules_too() {
+    require_root!("dual_stack_installs_ip6tables_rules_too");
+    let ns = Netns::new();
+    for args in [
+        &["--dual-stack"][..],
+        &["--dual-stack", "--redirect-dns", "-m", "TPROXY"],
+    ] {
+        let mut argv = vec![BIN, "iptables"];
+        argv.extend_from_slice(args);
+        ns.ok(&argv);
+        ns.ok(&argv);
+        let dry = dry_run(args);
+        let (v4, v6) = dry
+            .split_once("# ip6tables-restore --noflush\n")
+            .expect("the dry run has an IPv6 section");
+        assert_eq!(
+            rule_lines(&ns.ok(&["iptables-save"])),
+            rule_lines(v4),
+            "{args:?}"
+        );
+        let saved6 = ns.ok(&["ip6tables-save"]);
+        assert_eq!(rule_lines(&saved6), rule_lines(v6), "{args:?}");
+        assert!(
+            saved6.contains("-A ISTIO_OUTPUT -s ::6/128 -o lo -j RETURN"),
+            "{saved6}"
+        );
+    }
+    ns.ok(&[BIN, "cleanup-iptables"]);
+    assert!(!ns.ok(&["ip6tables-save"]).contains("ISTIO_"));
+    assert!(!ns.ok(&["iptables-save"]).contains("ISTIO_"));
+}
+
 const LISTENER: &str = r#"
 import socket, struct, sys
 s = socket.socket()

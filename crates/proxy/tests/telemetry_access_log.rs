@@ -362,3 +362,39 @@ fn unsupported_configs_are_nacked_with_a_reason() {
     assert_eq!(logs.paths(), vec!["/dev/stdout"]);
     assert!(AccessLogs::from_xds(&[]).unwrap().is_empty());
 }
+
+#[test]
+fn reopen_follows_log_rotation() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("rotated.log");
+    let logs =
+        AccessLogs::from_xds(&[file_log(&path, text_source("%REQ(X-REQUEST-ID)%\n"))]).unwrap();
+    logs.log(&request(1));
+    logs.flush();
+    // logrotate moves the file away; lines keep going to the moved file until reopen.
+    let moved = dir.path().join("rotated.log.1");
+    std::fs::rename(&path, &moved).unwrap();
+    logs.log(&request(2));
+    logs.flush();
+    ironmesh_proxy::telemetry::reopen_access_logs();
+    logs.log(&request(3));
+    logs.flush();
+    assert_eq!(std::fs::read_to_string(&moved).unwrap(), "req-1\nreq-2\n");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "req-3\n");
+}
+
+#[test]
+fn shared_types_cross_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Telemetry>();
+    shared::<AccessLogs>();
+    shared::<StreamInfo>();
+    // And they are actually usable from another thread.
+    let logs = AccessLogs::default();
+    let t = Arc::new(Telemetry::new(PeerMetadata::default()));
+    let t2 = t.clone();
+    std::thread::spawn(move || t2.record(&request(9), &logs))
+        .join()
+        .unwrap();
+    assert!(t.render_prometheus().contains("istio_requests_total{"));
+}

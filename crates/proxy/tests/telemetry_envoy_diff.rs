@@ -91,7 +91,11 @@ const JSON_FIELDS: &[(&str, &str)] = &[
     ("upstream_local_port", "%UPSTREAM_LOCAL_PORT%"),
     ("upstream_remote_port", "%UPSTREAM_REMOTE_PORT%"),
     ("remote_no_port", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+    ("req_ct", "%REQ(CONTENT-TYPE)%"),
+    ("resp_grpc", "%RESP(GRPC-STATUS)%"),
     ("grpc", "%GRPC_STATUS%"),
+    ("grpc_snake", "%GRPC_STATUS(SNAKE_STRING)%"),
+    ("grpc_number", "%GRPC_STATUS(NUMBER)%"),
     ("dynamic", "%DYNAMIC_METADATA(foo:bar)%"),
     ("path_op", "%PATH%"),
     ("path_nq", "%PATH(NQ)%"),
@@ -202,6 +206,19 @@ fn http_get(port: u16, path: &str, extra: &str) -> String {
     out
 }
 
+fn admin_post(admin: SocketAddr, path: &str) {
+    let mut s = TcpStream::connect(admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
+}
+
 fn sa(v: &serde_json::Value) -> Option<SocketAddr> {
     v.as_str()
         .map(|s| s.parse().unwrap_or_else(|e| panic!("address {s}: {e}")))
@@ -234,6 +251,7 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
         ("user_agent", "user-agent"),
         ("request_id", "x-request-id"),
         ("x_forwarded_for", "x-forwarded-for"),
+        ("req_ct", "content-type"),
     ] {
         if let Some(v) = j[key].as_str() {
             req.insert(header, HeaderValue::from_str(v).unwrap());
@@ -245,6 +263,9 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
             "x-envoy-upstream-service-time",
             HeaderValue::from_str(v).unwrap(),
         );
+    }
+    if let Some(v) = j["resp_grpc"].as_str() {
+        resp.insert("grpc-status", HeaderValue::from_str(v).unwrap());
     }
     let protocol = match j["protocol"].as_str() {
         Some("HTTP/1.1") => Some("HTTP/1.1"),
@@ -353,7 +374,10 @@ fn our_access_log_lines_equal_envoys() {
                     "access_log": to_json(&http_logs),
                     "route_config": {"name": "r", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                         {"name": "default", "match": {"prefix": "/ok"}, "route": {"cluster": "backend"}},
-                        {"match": {"prefix": "/uf"}, "route": {"cluster": "dead"}}]}]},
+                        {"match": {"prefix": "/uf"}, "route": {"cluster": "dead"}},
+                        {"match": {"prefix": "/grpc14"}, "direct_response": {"status": 200},
+                         "response_headers_to_add": [{"header": {"key": "grpc-status", "value": "14"}}]},
+                        {"match": {"prefix": "/grpc503"}, "direct_response": {"status": 503}}]}]},
                     "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
                  }}]}]},
                 {"name": "tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": tcp_port}},
@@ -386,6 +410,14 @@ fn our_access_log_lines_equal_envoys() {
     );
     assert!(http_get(http_port, "/nope", "").starts_with("HTTP/1.1 404"));
     assert!(http_get(http_port, "/uf", "").starts_with("HTTP/1.1 503"));
+    let grpc = "Content-Type: application/grpc\r\n";
+    assert!(http_get(http_port, "/grpc14", grpc).starts_with("HTTP/1.1 200"));
+    // Envoy turns a local reply to a gRPC request into 200 + grpc-status (here 14).
+    let r = http_get(http_port, "/grpc503", grpc);
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.to_ascii_lowercase().contains("grpc-status: 14"),
+        "{r}"
+    );
     {
         let mut s = TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -399,8 +431,11 @@ fn our_access_log_lines_equal_envoys() {
         }
     }
 
+    // Envoy flushes access-log files every 10 s (--file-flush-interval-msec); reopening
+    // flushes them now.
+    admin_post(envoy.admin_address(), "/reopen_logs");
     let mut compared = 0;
-    for (tag, ours, n) in [("http", &ours_http, 3), ("tcp", &ours_tcp, 1)] {
+    for (tag, ours, n) in [("http", &ours_http, 5), ("tcp", &ours_tcp, 1)] {
         let text = wait_lines(&dir.path().join(format!("{tag}.text.log")), n);
         let jsons = wait_lines(&dir.path().join(format!("{tag}.json.log")), n);
         for (envoy_text, envoy_json) in text.iter().zip(&jsons) {
@@ -430,5 +465,45 @@ fn our_access_log_lines_equal_envoys() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 4);
+    assert_eq!(compared, 6);
+
+    // Envoy's own histograms use the same default buckets Istio's do: the `le` values
+    // (and their `%g` spelling) of our exposition must match Envoy's.
+    let envoy_prom = envoy.admin_get("/stats/prometheus");
+    let les = |text: &str, metric: &str| -> Vec<String> {
+        let mut seen_labels = None;
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}_bucket{{")))
+            .filter(|l| {
+                // Only the first series of the metric.
+                let labels = l.split(",le=").next().unwrap().to_string();
+                seen_labels.get_or_insert_with(|| labels.clone()) == &labels
+            })
+            .map(|l| {
+                l.split("le=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let envoy_les = les(&envoy_prom, "envoy_cluster_upstream_rq_time");
+    assert!(
+        !envoy_les.is_empty(),
+        "Envoy exposes upstream_rq_time\n{envoy_prom}"
+    );
+    assert!(envoy_prom.contains("# TYPE envoy_cluster_upstream_rq_time histogram"));
+    let t = ironmesh_proxy::telemetry::Telemetry::new(Default::default());
+    t.record(
+        &info_from_envoy(
+            &serde_json::from_str(&wait_lines(&dir.path().join("http.json.log"), 1)[0]).unwrap(),
+        ),
+        &AccessLogs::default(),
+    );
+    let ours = t.render_prometheus();
+    assert!(ours.contains("# TYPE istio_request_duration_milliseconds histogram"));
+    assert_eq!(les(&ours, "istio_request_duration_milliseconds"), envoy_les);
 }

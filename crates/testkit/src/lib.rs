@@ -10,10 +10,16 @@
 #![forbid(unsafe_code)]
 
 pub mod bins;
+pub mod discovery;
 pub mod echo;
 pub mod envoy;
 pub mod fake_ads;
+pub mod http;
+pub mod mirror;
+pub mod net;
 pub mod netns;
+pub mod node;
+pub mod proxy;
 pub mod python;
 
 use std::io::Write;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use ironmesh_xds::pb::envoy::config::core::v3::Node;
-use ironmesh_xds::Update;
+use ironmesh_xds::{ConnectionState, Handler, Update};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -144,6 +144,35 @@ impl AdminState {
     fn store(&self) -> MutexGuard<'_, store::ConfigStore> {
         // A panic elsewhere must not take the admin API down with it.
         self.inner.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wraps the proxy's xDS handler so that every update it accepts is recorded for
+/// `/config_dump`; rejected updates are not (the dump shows what is in force).
+pub struct RecordAccepted<H> {
+    inner: H,
+    state: AdminState,
+}
+
+impl<H: Handler> RecordAccepted<H> {
+    pub fn new(inner: H, state: AdminState) -> Self {
+        RecordAccepted { inner, state }
+    }
+}
+
+impl<H: Handler> Handler for RecordAccepted<H> {
+    fn apply(&self, update: &Update) -> Result<(), String> {
+        self.inner.apply(update)?;
+        self.state.record_update(update);
+        Ok(())
+    }
+
+    fn names(&self, type_url: &str) -> std::collections::BTreeSet<String> {
+        self.inner.names(type_url)
+    }
+
+    fn connection(&self, state: ConnectionState) {
+        self.inner.connection(state);
     }
 }
 

@@ -259,10 +259,7 @@ fn logging(state: &AdminState, req: &Req) -> Resp {
         );
     };
     if req.query.is_empty() {
-        return text(
-            StatusCode::OK,
-            format!("active loggers:\n  {}\n", control.current()),
-        );
+        return text(StatusCode::OK, active_loggers(&control.current()));
     }
     if req.method != Method::POST {
         if let Some(resp) = post_required(req) {
@@ -286,10 +283,19 @@ fn logging(state: &AdminState, req: &Req) -> Resp {
         }
     }
     tracing::info!(filter = %control.current(), "log filter changed on the admin API");
-    text(
-        StatusCode::OK,
-        format!("active loggers:\n  {}\n", control.current()),
-    )
+    text(StatusCode::OK, active_loggers(&control.current()))
+}
+
+/// Envoy's listing, one `  <logger>: <level>` line per filter directive; the bare
+/// level is the `default` logger, and levels use Envoy's names (`warning`).
+fn active_loggers(directives: &str) -> String {
+    let mut out = String::from("active loggers:\n");
+    for directive in directives.split(',').filter(|d| !d.is_empty()) {
+        let (logger, level) = directive.split_once('=').unwrap_or(("default", directive));
+        let level = if level == "warn" { "warning" } else { level };
+        out.push_str(&format!("  {logger}: {level}\n"));
+    }
+    out
 }
 
 fn server_info(state: &AdminState) -> Value {
@@ -322,6 +328,14 @@ fn server_info(state: &AdminState) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loggers_listed_as_envoy_does() {
+        assert_eq!(
+            active_loggers("warn,ironmesh_xds=debug"),
+            "active loggers:\n  default: warning\n  ironmesh_xds: debug\n"
+        );
+    }
 
     #[test]
     fn stats_text_from_prometheus() {

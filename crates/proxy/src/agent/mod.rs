@@ -66,6 +66,11 @@ pub struct ProxyArgs {
     /// Bound on protocol detection when a listener sets `listener_filters_timeout: 0s`.
     #[arg(long, default_value_t = 1000)]
     pub protocol_detection_timeout_ms: u64,
+    /// Where the DNS proxy listens when DNS capture is on (`ISTIO_META_DNS_CAPTURE=true`,
+    /// as pilot-agent reads it): it answers mesh names from discovery's name table (NDS)
+    /// and forwards the rest to /etc/resolv.conf's servers. 0 picks a port.
+    #[arg(long, default_value = "127.0.0.1:15053")]
+    pub dns_addr: SocketAddr,
     /// Use SotW ADS instead of Delta.
     #[arg(long)]
     pub sotw: bool,
@@ -193,9 +198,30 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
     .await?;
     println!("listening prometheus={a}");
 
+    // DNS capture is opt-in, as in Istio: the injector (or `ironmesh up`) sets the env
+    // together with the iptables `--redirect-dns` rules that send port 53 here.
+    let dns_capture = std::env::var("ISTIO_META_DNS_CAPTURE").is_ok_and(|v| v == "true");
+    let (dns_tx, _dns_server) = if dns_capture && args.config_file.is_none() {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(crate::dns::NameTable::default()));
+        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let server =
+            crate::dns::serve(args.dns_addr, rx, crate::dns::system_upstreams(), namespace)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot bind the DNS proxy on {} ({e}); pick another with --dns-addr or unset ISTIO_META_DNS_CAPTURE",
+                        args.dns_addr
+                    )
+                })?;
+        println!("listening dns={}", server.udp_addr);
+        (Some(tx), Some(server))
+    } else {
+        (None, None)
+    };
     let handler = Arc::new(xds::XdsHandler {
         state: state.clone(),
         admin: admin_state,
+        dns: dns_tx.clone(),
     });
     let _client = match &args.config_file {
         Some(path) => {
@@ -227,6 +253,12 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
                 ironmesh_xds::client::ClientConfig::new(args.discovery_address.clone(), node);
             if args.sotw {
                 config.protocol = ironmesh_xds::Protocol::Sotw;
+            }
+            if dns_tx.is_some() {
+                config.types.push(ironmesh_xds::client::TypeSubscription {
+                    type_url: ironmesh_xds::type_url::NAME_TABLE.to_string(),
+                    wildcard: true,
+                });
             }
             Some(ironmesh_xds::client::AdsClient::spawn(config, handler))
         }

@@ -15,10 +15,34 @@ use crate::admin::{AdminHooks, AdminState};
 pub struct XdsHandler {
     pub state: Arc<ProxyState>,
     pub admin: AdminState,
+    /// Where NDS name tables go when the DNS proxy runs (`ISTIO_META_DNS_CAPTURE`).
+    pub dns: Option<tokio::sync::watch::Sender<Arc<crate::dns::NameTable>>>,
+}
+
+impl XdsHandler {
+    /// NDS is not part of the data-plane snapshot: it only feeds the DNS proxy.
+    fn apply_name_table(&self, update: &Update) -> Result<(), String> {
+        let table = crate::dns::NameTable::from_resources(
+            update
+                .resources
+                .iter()
+                .map(|(name, r)| (name.as_str(), &r.resource)),
+        )?;
+        if let Some(tx) = &self.dns {
+            tx.send_replace(Arc::new(table));
+        }
+        self.admin.record_update(update);
+        Ok(())
+    }
 }
 
 impl Handler for XdsHandler {
     fn apply(&self, update: &Update) -> Result<(), String> {
+        if update.type_url == ironmesh_xds::type_url::NAME_TABLE {
+            return self.apply_name_table(update).inspect_err(|e| {
+                tracing::warn!(version = %update.version_info, error = %e, "name table rejected (NACK); DNS keeps the last good table");
+            });
+        }
         let resources: BTreeMap<String, Any> = update
             .resources
             .iter()

@@ -4,7 +4,28 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::rules::{self, Existing, Ruleset};
+use super::rules::{self, Existing, Family, Ruleset};
+
+fn save_program(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "iptables-save",
+        Family::V6 => "ip6tables-save",
+    }
+}
+
+fn restore_program(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "iptables-restore",
+        Family::V6 => "ip6tables-restore",
+    }
+}
+
+fn ip_flag(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "-4",
+        Family::V6 => "-6",
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -63,30 +84,35 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, Appl
 }
 
 /// What of ours is installed now.
-pub fn existing() -> Result<Existing, ApplyError> {
-    Ok(Existing::parse(&run("iptables-save", &[], None)?))
+pub fn existing(f: Family) -> Result<Existing, ApplyError> {
+    Ok(Existing::parse(&run(save_program(f), &[], None)?))
 }
 
 /// Replaces our rules with `rules` atomically; returns the text that was applied.
-pub fn apply(rules: &Ruleset) -> Result<String, ApplyError> {
-    let text = rules::restore_input(rules, &existing()?);
-    run("iptables-restore", &["--noflush"], Some(&text))?;
+pub fn apply(rules: &Ruleset, f: Family) -> Result<String, ApplyError> {
+    let text = rules::restore_input(rules, &existing(f)?);
+    run(restore_program(f), &["--noflush"], Some(&text))?;
     Ok(text)
 }
 
 /// Removes our rules; `Ok(None)` when there was nothing to remove.
-pub fn cleanup() -> Result<Option<String>, ApplyError> {
-    let Some(text) = rules::cleanup_input(&existing()?) else {
+pub fn cleanup(f: Family) -> Result<Option<String>, ApplyError> {
+    let Some(text) = rules::cleanup_input(&existing(f)?) else {
         return Ok(None);
     };
-    run("iptables-restore", &["--noflush"], Some(&text))?;
+    run(restore_program(f), &["--noflush"], Some(&text))?;
     Ok(Some(text))
 }
 
 /// TPROXY's policy routing: packets carrying `mark` are delivered locally.
-pub fn add_tproxy_routes(mark: u32, table: u32) -> Result<(), ApplyError> {
+pub fn add_tproxy_routes(mark: u32, table: u32, f: Family) -> Result<(), ApplyError> {
     let (mark, table) = (mark.to_string(), table.to_string());
-    let rules = run("ip", &["-4", "rule", "show"], None)?;
+    let fl = ip_flag(f);
+    let default = match f {
+        Family::V4 => "0.0.0.0/0",
+        Family::V6 => "::/0",
+    };
+    let rules = run("ip", &[fl, "rule", "show"], None)?;
     let wanted = format!(
         "fwmark {:#x} lookup {table}",
         mark.parse::<u32>().unwrap_or(0)
@@ -94,22 +120,14 @@ pub fn add_tproxy_routes(mark: u32, table: u32) -> Result<(), ApplyError> {
     if !rules.lines().any(|l| l.contains(&wanted)) {
         run(
             "ip",
-            &["-4", "rule", "add", "fwmark", &mark, "lookup", &table],
+            &[fl, "rule", "add", "fwmark", &mark, "lookup", &table],
             None,
         )?;
     }
     run(
         "ip",
         &[
-            "-4",
-            "route",
-            "replace",
-            "local",
-            "0.0.0.0/0",
-            "dev",
-            "lo",
-            "table",
-            &table,
+            fl, "route", "replace", "local", default, "dev", "lo", "table", &table,
         ],
         None,
     )?;
@@ -117,14 +135,15 @@ pub fn add_tproxy_routes(mark: u32, table: u32) -> Result<(), ApplyError> {
 }
 
 /// Undoes [`add_tproxy_routes`]; absent rules are fine.
-pub fn remove_tproxy_routes(mark: u32, table: u32) {
+pub fn remove_tproxy_routes(mark: u32, table: u32, f: Family) {
     let (mark, table) = (mark.to_string(), table.to_string());
+    let fl = ip_flag(f);
     // Bounded: a rule added twice by hand shows up twice.
     for _ in 0..16 {
-        let del = ["-4", "rule", "del", "fwmark", &mark, "lookup", &table];
+        let del = [fl, "rule", "del", "fwmark", &mark, "lookup", &table];
         if run("ip", &del, None).is_err() {
             break;
         }
     }
-    let _ = run("ip", &["-4", "route", "flush", "table", &table], None);
+    let _ = run("ip", &[fl, "route", "flush", "table", &table], None);
 }

@@ -12,6 +12,7 @@ pub mod rules;
 use std::process::ExitCode;
 
 use config::{CaptureConfig, ConfigError};
+use rules::{Existing, Family};
 
 fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
@@ -110,6 +111,10 @@ pub struct Flags {
     /// Print the iptables-restore input instead of applying it.
     #[arg(short = 'n', long = "dry-run", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_bool)]
     pub dry_run: bool,
+    /// Install the same rules for IPv6 too (ip6tables; `::6` and `::1` in place of
+    /// 127.0.0.6 and 127.0.0.1).
+    #[arg(long = "dual-stack", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_bool)]
+    pub dual_stack: bool,
     /// Accepted for compatibility with istio-init's arguments; ignored.
     #[arg(long = "log_output_level", default_value = "")]
     pub log_output_level: String,
@@ -203,61 +208,87 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ruleset = rules::build(&cfg);
+    let mut families = vec![Family::V4];
+    if args.flags.dual_stack {
+        families.push(Family::V6);
+    }
     if args.flags.dry_run {
-        print!(
-            "{}",
-            rules::restore_input(&ruleset, &rules::Existing::default())
-        );
+        for f in families {
+            if f == Family::V6 {
+                println!("# ip6tables-restore --noflush");
+            }
+            let ruleset = rules::build_for(&cfg, f);
+            print!("{}", rules::restore_input(&ruleset, &Existing::default()));
+        }
         return ExitCode::SUCCESS;
     }
-    if cfg.mode == config::InterceptionMode::Tproxy && cfg.captures_inbound() {
-        if let Err(e) = apply::add_tproxy_routes(cfg.tproxy_mark, cfg.tproxy_route_table) {
-            eprintln!("ironmesh-proxy iptables: TPROXY routing: {e}");
+    for f in families {
+        if let Err(e) = install(&cfg, f) {
+            eprintln!("ironmesh-proxy iptables: {e}");
             return ExitCode::FAILURE;
         }
     }
-    match apply::apply(&ruleset) {
-        Ok(text) => {
-            eprintln!(
-                "ironmesh-proxy iptables: applied {} rules",
-                text.lines().filter(|l| l.starts_with("-A ")).count()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ironmesh-proxy iptables: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::SUCCESS
 }
 
-/// Removes every rule and chain `iptables` installed; succeeds when there are none.
+fn install(cfg: &CaptureConfig, f: Family) -> Result<(), apply::ApplyError> {
+    if cfg.mode == config::InterceptionMode::Tproxy && cfg.captures_inbound() {
+        apply::add_tproxy_routes(cfg.tproxy_mark, cfg.tproxy_route_table, f)?;
+    }
+    let text = apply::apply(&rules::build_for(cfg, f), f)?;
+    eprintln!(
+        "ironmesh-proxy iptables: applied {} {} rules",
+        text.lines().filter(|l| l.starts_with("-A ")).count(),
+        match f {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    );
+    Ok(())
+}
+
+/// Removes every rule and chain `iptables` installed (IPv4, and IPv6 when any of ours
+/// is there); succeeds when there are none.
 pub fn cleanup(args: CleanupArgs) -> ExitCode {
+    // IPv6 is optional: a host without ip6tables simply has nothing of ours there.
+    let v6_installed = apply::existing(Family::V6).is_ok_and(|e| !e.is_empty());
+    let mut families = vec![Family::V4];
+    if v6_installed {
+        families.push(Family::V6);
+    }
     if args.dry_run {
-        match apply::existing() {
-            Ok(e) => print!("{}", rules::cleanup_input(&e).unwrap_or_default()),
+        for f in families {
+            match apply::existing(f) {
+                Ok(e) => {
+                    if f == Family::V6 {
+                        println!("# ip6tables-restore --noflush");
+                    }
+                    print!("{}", rules::cleanup_input(&e).unwrap_or_default())
+                }
+                Err(e) => {
+                    eprintln!("ironmesh-proxy cleanup-iptables: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut removed = false;
+    for f in families {
+        let result = apply::cleanup(f);
+        apply::remove_tproxy_routes(args.tproxy_mark, args.tproxy_route_table, f);
+        match result {
+            Ok(r) => removed |= r.is_some(),
             Err(e) => {
                 eprintln!("ironmesh-proxy cleanup-iptables: {e}");
                 return ExitCode::FAILURE;
             }
         }
-        return ExitCode::SUCCESS;
     }
-    let result = apply::cleanup();
-    apply::remove_tproxy_routes(args.tproxy_mark, args.tproxy_route_table);
-    match result {
-        Ok(Some(_)) => {
-            eprintln!("ironmesh-proxy cleanup-iptables: removed the capture rules");
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            eprintln!("ironmesh-proxy cleanup-iptables: nothing to remove");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ironmesh-proxy cleanup-iptables: {e}");
-            ExitCode::FAILURE
-        }
+    if removed {
+        eprintln!("ironmesh-proxy cleanup-iptables: removed the capture rules");
+    } else {
+        eprintln!("ironmesh-proxy cleanup-iptables: nothing to remove");
     }
+    ExitCode::SUCCESS
 }

@@ -72,17 +72,55 @@ impl Builder {
     }
 }
 
-fn v4(nets: &[IpNet]) -> impl Iterator<Item = &IpNet> {
-    nets.iter().filter(|n| matches!(n, IpNet::V4(_)))
+/// Which `iptables` the rules are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
 }
 
-/// The rules for `cfg` (IPv4).
+impl Family {
+    /// The proxy's inbound source address (`127.0.0.6`, `::6`).
+    fn inbound_source(self) -> &'static str {
+        match self {
+            Family::V4 => "127.0.0.6/32",
+            Family::V6 => "::6/128",
+        }
+    }
+    fn localhost(self) -> &'static str {
+        match self {
+            Family::V4 => "127.0.0.1/32",
+            Family::V6 => "::1/128",
+        }
+    }
+    fn any(self) -> &'static str {
+        match self {
+            Family::V4 => "0.0.0.0",
+            Family::V6 => "::",
+        }
+    }
+    fn nets(self, nets: &[IpNet]) -> impl Iterator<Item = &IpNet> {
+        nets.iter().filter(move |n| {
+            matches!(
+                (self, n),
+                (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_))
+            )
+        })
+    }
+}
+
+/// The IPv4 rules for `cfg`.
 pub fn build(cfg: &CaptureConfig) -> Ruleset {
+    build_for(cfg, Family::V4)
+}
+
+/// The rules for `cfg` in one address family (`ip6tables` for [`Family::V6`]).
+pub fn build_for(cfg: &CaptureConfig, family: Family) -> Ruleset {
     let mut tables = Vec::new();
     if cfg.mode == InterceptionMode::Tproxy && cfg.captures_inbound() {
-        tables.push(mangle(cfg));
+        tables.push(mangle(cfg, family));
     }
-    tables.push(nat(cfg));
+    tables.push(nat(cfg, family));
     Ruleset { tables }
 }
 
@@ -106,7 +144,7 @@ fn inbound_filter(b: &mut Builder, cfg: &CaptureConfig, target: &str) {
     }
 }
 
-fn nat(cfg: &CaptureConfig) -> TableRules {
+fn nat(cfg: &CaptureConfig, f: Family) -> TableRules {
     let mut chains = vec![INBOUND, IN_REDIRECT, OUTPUT, REDIRECT];
     if cfg.redirect_dns {
         chains.push(OUTPUT_DNS);
@@ -119,7 +157,7 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
         match &cfg.outbound_cidrs {
             Selection::All => b.add("PREROUTING", format!("-i {iface} -j {REDIRECT}")),
             Selection::Only(nets) => {
-                for n in v4(nets) {
+                for n in f.nets(nets) {
                     b.add("PREROUTING", format!("-d {n} -i {iface} -j {REDIRECT}"));
                 }
             }
@@ -152,7 +190,7 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
         b.add(OUTPUT, format!("-p tcp -m tcp --dport {p} -j RETURN"));
     }
     // Inbound traffic the proxy forwards to the app comes from 127.0.0.6: never capture it.
-    b.add(OUTPUT, "-s 127.0.0.6/32 -o lo -j RETURN");
+    b.add(OUTPUT, format!("-s {} -o lo -j RETURN", f.inbound_source()));
     // The proxy calling its own pod IP (through lo) is inbound traffic: send it to the
     // inbound listener. DNS (53) is excluded so the proxy's own lookups are not looped.
     let loop_ports = if cfg.redirect_dns {
@@ -175,7 +213,10 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
     for (kind, id) in owners {
         b.add(
             OUTPUT,
-            format!("! -d 127.0.0.1/32 -o lo -p tcp {loop_ports} -m owner --{kind} {id} -j {IN_REDIRECT}"),
+            format!(
+                "! -d {} -o lo -p tcp {loop_ports} -m owner --{kind} {id} -j {IN_REDIRECT}",
+                f.localhost()
+            ),
         );
         b.add(OUTPUT, format!("{lo_return}{kind} {id} -j RETURN"));
         b.add(OUTPUT, format!("-m owner --{kind} {id} -j RETURN"));
@@ -199,8 +240,8 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
             ),
         );
     }
-    b.add(OUTPUT, "-d 127.0.0.1/32 -j RETURN");
-    for n in v4(&cfg.outbound_exclude_cidrs) {
+    b.add(OUTPUT, format!("-d {} -j RETURN", f.localhost()));
+    for n in f.nets(&cfg.outbound_exclude_cidrs) {
         b.add(OUTPUT, format!("-d {n} -j RETURN"));
     }
     for p in &cfg.outbound_include_ports {
@@ -209,7 +250,7 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
     match &cfg.outbound_cidrs {
         Selection::All => b.add(OUTPUT, format!("-j {REDIRECT}")),
         Selection::Only(nets) => {
-            for n in v4(nets) {
+            for n in f.nets(nets) {
                 b.add(OUTPUT, format!("-d {n} -j {REDIRECT}"));
             }
         }
@@ -219,7 +260,7 @@ fn nat(cfg: &CaptureConfig) -> TableRules {
 
 /// TPROXY: inbound connections are marked and handed to the proxy's socket without
 /// NAT, with policy routing (mark → table with a local default route) doing the rest.
-fn mangle(cfg: &CaptureConfig) -> TableRules {
+fn mangle(cfg: &CaptureConfig, f: Family) -> TableRules {
     let mut b = Builder::new(&[DIVERT, TPROXY, INBOUND, OUTPUT]);
     let mark = cfg.tproxy_mark;
     b.add("PREROUTING", format!("-p tcp -j {INBOUND}"));
@@ -232,7 +273,10 @@ fn mangle(cfg: &CaptureConfig) -> TableRules {
         INBOUND,
         format!("-p tcp -m mark --mark {mark:#x} -j RETURN"),
     );
-    b.add(INBOUND, "-s 127.0.0.6/32 -i lo -p tcp -j RETURN");
+    b.add(
+        INBOUND,
+        format!("-s {} -i lo -p tcp -j RETURN", f.inbound_source()),
+    );
     b.add(
         INBOUND,
         format!("-i lo -p tcp -m mark ! --mark {:#x} -j RETURN", mark + 1),
@@ -252,8 +296,10 @@ fn mangle(cfg: &CaptureConfig) -> TableRules {
     b.add(
         TPROXY,
         format!(
-            "! -d 127.0.0.1/32 -p tcp -j TPROXY --on-port {} --on-ip 0.0.0.0 --tproxy-mark {mark:#x}/0xffffffff",
-            cfg.inbound_port
+            "! -d {} -p tcp -j TPROXY --on-port {} --on-ip {} --tproxy-mark {mark:#x}/0xffffffff",
+            f.localhost(),
+            cfg.inbound_port,
+            f.any()
         ),
     );
     b.add(
@@ -269,7 +315,8 @@ fn mangle(cfg: &CaptureConfig) -> TableRules {
         b.add(
             OUTPUT,
             format!(
-                "! -d 127.0.0.1/32 -o lo -p tcp -m owner --{kind} {id} -j MARK --set-xmark {:#x}/0xffffffff",
+                "! -d {} -o lo -p tcp -m owner --{kind} {id} -j MARK --set-xmark {:#x}/0xffffffff",
+                f.localhost(),
                 mark + 1
             ),
         );

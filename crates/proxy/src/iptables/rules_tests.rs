@@ -278,3 +278,23 @@ fn cleanup_removes_only_ours_and_is_empty_when_clean() {
     assert!(!text.contains("KUBE-OTHER"));
     assert!(!text.contains("-A "));
 }
+
+#[test]
+fn ipv6_rules_use_v6_loopback_and_v6_cidrs_only() {
+    let cfg = config(&["-i", "10.0.0.0/8,fd00::/8", "-x", "fd00::1"]);
+    let v6 = build_for(&cfg, Family::V6);
+    let r = &table(&v6, "nat").rules;
+    for want in [
+        "-A ISTIO_OUTPUT -s ::6/128 -o lo -j RETURN",
+        "-A ISTIO_OUTPUT -d ::1/128 -j RETURN",
+        "-A ISTIO_OUTPUT -d fd00::1/128 -j RETURN",
+        "-A ISTIO_OUTPUT -d fd00::/8 -j ISTIO_REDIRECT",
+    ] {
+        assert!(r.contains(&want.to_string()), "missing {want} in {r:#?}");
+    }
+    assert!(!r
+        .iter()
+        .any(|x| x.contains("10.0.0.0/8") || x.contains("127.0.0")));
+    let v4 = build(&cfg);
+    assert!(!table(&v4, "nat").rules.iter().any(|x| x.contains("fd00")));
+}

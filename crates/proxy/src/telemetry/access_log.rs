@@ -31,6 +31,8 @@ const QUEUE: usize = 16 * 1024;
 enum Msg {
     Line(String),
     Flush(SyncSender<()>),
+    /// Reopen the file (after log rotation moved it), then ack.
+    Reopen(SyncSender<()>),
 }
 
 /// One destination (file, stdout or stderr) and its writer thread.
@@ -58,10 +60,35 @@ impl Sink {
         }
     }
 
+    /// Reopens the file (Envoy's `/reopen_logs`), waiting until it is done.
+    pub fn reopen(&self) {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        if self.tx.send(Msg::Reopen(ack_tx)).is_ok() {
+            let _ = ack_rx.recv();
+        }
+    }
+
     /// Lines dropped because the writer could not keep up (or failed).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
     }
+}
+
+fn open_output(path: &str) -> Result<Box<dyn Write + Send>, String> {
+    Ok(match path {
+        "/dev/stdout" => Box::new(std::io::BufWriter::new(std::io::stdout())),
+        "/dev/stderr" => Box::new(std::io::BufWriter::new(std::io::stderr())),
+        p => {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| {
+                    format!("access log: cannot open {p:?} for appending: {e}; fix accessLogFile or the directory's permissions")
+                })?;
+            Box::new(std::io::BufWriter::new(f))
+        }
+    })
 }
 
 fn writer_loop(mut out: Box<dyn Write + Send>, rx: Receiver<Msg>, path: String) {
@@ -83,6 +110,19 @@ fn writer_loop(mut out: Box<dyn Write + Send>, rx: Receiver<Msg>, path: String) 
                     let _ = out.flush();
                     let _ = ack.send(());
                 }
+                Msg::Reopen(ack) => {
+                    let _ = out.flush();
+                    match open_output(&path) {
+                        Ok(o) => {
+                            out = o;
+                            failed = false;
+                        }
+                        Err(e) => {
+                            tracing::warn!(path, error = %e, "access log reopen failed; still writing to the old file")
+                        }
+                    }
+                    let _ = ack.send(());
+                }
             }
             next = rx.try_recv().ok();
         }
@@ -90,8 +130,25 @@ fn writer_loop(mut out: Box<dyn Write + Send>, rx: Receiver<Msg>, path: String) 
     }
 }
 
+/// Every live destination, shared by the listeners that name the same path.
+static SINKS: OnceLock<Mutex<HashMap<String, Weak<Sink>>>> = OnceLock::new();
+
+/// Reopens every access-log file of the process (Envoy's admin `POST /reopen_logs`),
+/// so `logrotate`'s move-and-signal rotation works.
+pub fn reopen_all() {
+    let sinks: Vec<Arc<Sink>> = {
+        let map = SINKS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.values().filter_map(Weak::upgrade).collect()
+    };
+    for s in sinks {
+        s.reopen();
+    }
+}
+
 fn open_sink(path: &str) -> Result<Arc<Sink>, String> {
-    static SINKS: OnceLock<Mutex<HashMap<String, Weak<Sink>>>> = OnceLock::new();
     let mut sinks = SINKS
         .get_or_init(Default::default)
         .lock()
@@ -99,18 +156,7 @@ fn open_sink(path: &str) -> Result<Arc<Sink>, String> {
     if let Some(s) = sinks.get(path).and_then(Weak::upgrade) {
         return Ok(s);
     }
-    let out: Box<dyn Write + Send> = match path {
-        "/dev/stdout" => Box::new(std::io::BufWriter::new(std::io::stdout())),
-        "/dev/stderr" => Box::new(std::io::BufWriter::new(std::io::stderr())),
-        p => {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("access log: cannot open {p:?} for appending: {e}; fix accessLogFile or the directory's permissions"))?;
-            Box::new(std::io::BufWriter::new(f))
-        }
-    };
+    let out = open_output(path)?;
     let (tx, rx) = sync_channel(QUEUE);
     let thread_path = path.to_string();
     std::thread::Builder::new()

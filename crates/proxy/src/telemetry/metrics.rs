@@ -86,11 +86,46 @@ struct TcpSeries {
     closed: AtomicU64,
 }
 
+/// A peer as far as metric labels go: pod labels such as `pod-template-hash` differ
+/// between replicas but are not labels, so they must not split series (two series with
+/// the same label string would be an invalid exposition).
+#[derive(Debug, Clone, Copy)]
+struct PeerKey<'a>(&'a PeerMetadata);
+
+impl PeerKey<'_> {
+    fn fields(&self) -> [&str; 7] {
+        let p = self.0;
+        [
+            &p.workload,
+            &p.namespace,
+            &p.app,
+            &p.version,
+            &p.canonical_service,
+            &p.canonical_revision,
+            &p.cluster,
+        ]
+    }
+}
+
+impl PartialEq for PeerKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl Eq for PeerKey<'_> {}
+
+impl Hash for PeerKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.fields().hash(state);
+    }
+}
+
 /// What decides a series' labels, borrowed from the record.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct KeyRef<'a> {
     inbound: bool,
-    peer: Option<&'a PeerMetadata>,
+    peer: Option<PeerKey<'a>>,
     destination_service: Option<&'a str>,
     peer_principal: Option<&'a str>,
     local_principal: Option<&'a str>,
@@ -118,7 +153,7 @@ struct Key {
 impl Key {
     fn matches(&self, k: &KeyRef<'_>) -> bool {
         self.inbound == k.inbound
-            && self.peer.as_deref() == k.peer
+            && self.peer.as_deref().map(PeerKey) == k.peer
             && self.destination_service.as_deref() == k.destination_service
             && self.peer_principal.as_deref() == k.peer_principal
             && self.local_principal.as_deref() == k.local_principal
@@ -132,10 +167,34 @@ impl Key {
 
 #[derive(Debug)]
 struct Entry<S> {
-    key: Key,
     /// `name="value",…` already escaped, in Istio's order.
     labels: String,
+    /// `grpc` series also expose the message counters.
+    grpc: bool,
     series: S,
+}
+
+/// A key and the entry it counts into.
+type Alias<S> = (Key, Arc<Entry<S>>);
+
+#[derive(Debug)]
+struct Maps<S> {
+    /// Lookup by key hash; several keys may alias one entry when they render the same
+    /// labels (e.g. principals that only show under mTLS).
+    by_key: HashMap<u64, Vec<Alias<S>>>,
+    /// One entry per distinct label string: an exposition never repeats a series.
+    by_labels: HashMap<String, Arc<Entry<S>>>,
+    keys: usize,
+}
+
+impl<S> Default for Maps<S> {
+    fn default() -> Self {
+        Self {
+            by_key: HashMap::new(),
+            by_labels: HashMap::new(),
+            keys: 0,
+        }
+    }
 }
 
 /// Series per table beyond which new label sets are not counted: label values such as
@@ -146,18 +205,18 @@ pub const MAX_SERIES: usize = 20_000;
 #[derive(Debug)]
 struct Table<S> {
     hasher: RandomState,
-    map: RwLock<HashMap<u64, Vec<Arc<Entry<S>>>>>,
-    len: AtomicU64,
+    maps: RwLock<Maps<S>>,
     overflow: AtomicU64,
+    max: usize,
 }
 
-impl<S> Default for Table<S> {
-    fn default() -> Self {
+impl<S> Table<S> {
+    fn new(max: usize) -> Self {
         Self {
             hasher: RandomState::new(),
-            map: RwLock::default(),
-            len: AtomicU64::new(0),
+            maps: RwLock::default(),
             overflow: AtomicU64::new(0),
+            max,
         }
     }
 }
@@ -171,77 +230,104 @@ impl<S: Default> Table<S> {
         peer: Option<&Arc<PeerMetadata>>,
     ) -> Option<Arc<Entry<S>>> {
         let hash = self.hasher.hash_one(key);
-        if let Ok(map) = self.map.read() {
-            if let Some(e) = map
+        if let Ok(maps) = self.maps.read() {
+            if let Some((_, e)) = maps
+                .by_key
                 .get(&hash)
-                .and_then(|v| v.iter().find(|e| e.key.matches(key)))
+                .and_then(|v| v.iter().find(|(k, _)| k.matches(key)))
             {
                 return Some(e.clone());
             }
         }
-        if self.len.load(Relaxed) >= MAX_SERIES as u64 {
+        let labels = render_labels(key, tcp, local);
+        let owned = Key {
+            inbound: key.inbound,
+            peer: peer.cloned(),
+            destination_service: key.destination_service.map(str::to_string),
+            peer_principal: key.peer_principal.map(str::to_string),
+            local_principal: key.local_principal.map(str::to_string),
+            protocol: key.protocol,
+            response_code: key.response_code,
+            grpc: key.grpc,
+            flags: key.flags,
+            mtls: key.mtls,
+        };
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, e)) = maps
+            .by_key
+            .get(&hash)
+            .and_then(|v| v.iter().find(|(k, _)| k.matches(key)))
+        {
+            return Some(e.clone());
+        }
+        if maps.keys >= self.max {
+            drop(maps);
             if self.overflow.fetch_add(1, Relaxed) == 0 {
                 tracing::warn!(
-                    max = MAX_SERIES,
+                    max = self.max,
                     "too many distinct metric label sets; new ones are not counted (often many Host headers for unknown services)"
                 );
             }
             return None;
         }
-        let entry = Arc::new(Entry {
-            labels: render_labels(key, tcp, local),
-            key: Key {
-                inbound: key.inbound,
-                peer: peer.cloned(),
-                destination_service: key.destination_service.map(str::to_string),
-                peer_principal: key.peer_principal.map(str::to_string),
-                local_principal: key.local_principal.map(str::to_string),
-                protocol: key.protocol,
-                response_code: key.response_code,
-                grpc: key.grpc,
-                flags: key.flags,
-                mtls: key.mtls,
-            },
-            series: S::default(),
-        });
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        let bucket = map.entry(hash).or_default();
-        if let Some(e) = bucket.iter().find(|e| e.key.matches(key)) {
-            return Some(e.clone());
-        }
-        bucket.push(entry.clone());
-        self.len.fetch_add(1, Relaxed);
+        let entry = match maps.by_labels.get(&labels) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(Entry {
+                    grpc: key.protocol == "grpc",
+                    labels: labels.clone(),
+                    series: S::default(),
+                });
+                maps.by_labels.insert(labels, e.clone());
+                e
+            }
+        };
+        maps.by_key
+            .entry(hash)
+            .or_default()
+            .push((owned, entry.clone()));
+        maps.keys += 1;
         Some(entry)
     }
 
     fn entries(&self) -> Vec<Arc<Entry<S>>> {
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> = map.values().flatten().cloned().collect();
+        let maps = self.maps.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = maps.by_labels.values().cloned().collect();
         v.sort_by(|a, b| a.labels.cmp(&b.labels));
         v
     }
 }
 
 /// The standard metrics of one proxy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     http: Table<HttpSeries>,
     tcp: Table<TcpSeries>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::with_limit(MAX_SERIES)
+    }
+}
+
 fn key_of<'a>(info: &'a StreamInfo) -> KeyRef<'a> {
     let tcp = info.protocol.is_none();
     let grpc = if tcp { None } else { grpc_status(info) };
+    let inbound = info.direction == Direction::Inbound;
+    // Principals only show under mTLS; the policy label only at the destination.
+    let principal =
+        |p: &'a Option<String>| p.as_deref().filter(|s| info.mutual_tls && !s.is_empty());
     KeyRef {
-        inbound: info.direction == Direction::Inbound,
-        peer: info.peer.as_deref(),
+        inbound,
+        peer: info.peer.as_deref().map(PeerKey),
         destination_service: info
             .destination_service
             .as_deref()
             .or(if tcp { None } else { info.authority.as_deref() })
             .filter(|s| !s.is_empty()),
-        peer_principal: info.peer_principal.as_deref().filter(|s| !s.is_empty()),
-        local_principal: info.local_principal.as_deref().filter(|s| !s.is_empty()),
+        peer_principal: principal(&info.peer_principal),
+        local_principal: principal(&info.local_principal),
         protocol: if tcp {
             "tcp"
         } else if grpc.is_some() {
@@ -252,11 +338,19 @@ fn key_of<'a>(info: &'a StreamInfo) -> KeyRef<'a> {
         response_code: if tcp { 0 } else { info.response_code },
         grpc,
         flags: info.flags.0,
-        mtls: info.mutual_tls,
+        mtls: info.mutual_tls && inbound,
     }
 }
 
 impl Metrics {
+    /// Metrics that keep at most `max` label sets per table.
+    pub fn with_limit(max: usize) -> Self {
+        Self {
+            http: Table::new(max),
+            tcp: Table::new(max),
+        }
+    }
+
     /// Counts one finished request or TCP connection.
     pub fn record(&self, local: &PeerMetadata, info: &StreamInfo) {
         let key = key_of(info);
@@ -321,11 +415,7 @@ impl Metrics {
             &s.response_bytes
         });
         // Istio counts messages for gRPC streams only.
-        let grpc: Vec<_> = http
-            .iter()
-            .filter(|e| e.key.protocol == "grpc")
-            .cloned()
-            .collect();
+        let grpc: Vec<_> = http.iter().filter(|e| e.grpc).cloned().collect();
         counter(&mut out, "istio_request_messages_total", &grpc, |s| {
             s.request_messages.load(Relaxed)
         });
@@ -394,23 +484,10 @@ fn histogram<S>(
     }
 }
 
-/// A bucket bound as Envoy prints it (C++ `%g`: `0.5`, `300000`, `1.8e+06`).
+/// A bucket bound as Envoy 1.40 prints it: shortest decimal, no exponent (`0.5`,
+/// `300000`, `3600000`), as checked against Envoy's own histograms.
 pub fn envoy_double(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
-        let exp = v.abs().log10().floor() as i32;
-        let mant = v / 10f64.powi(exp);
-        let mut m = format!("{mant:.5}");
-        while m.ends_with('0') {
-            m.pop();
-        }
-        if m.ends_with('.') {
-            m.pop();
-        }
-        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-    } else {
-        let s = format!("{v}");
-        s
-    }
+    format!("{v}")
 }
 
 fn escape_into(out: &mut String, v: &str) {
@@ -432,7 +509,8 @@ fn or_unknown(s: &str) -> &str {
     }
 }
 
-/// `name.namespace.svc…` → (name, namespace); other hosts keep their whole name.
+/// `name.namespace.svc…` → (name, namespace); other hosts (the Host-header fallback)
+/// keep their whole value, port included, as Istio reports them.
 fn service_name_ns(fqdn: &str) -> (&str, Option<&str>) {
     let host = fqdn
         .rsplit_once(':')
@@ -441,20 +519,19 @@ fn service_name_ns(fqdn: &str) -> (&str, Option<&str>) {
     let mut parts = host.splitn(4, '.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(name), Some(ns), Some("svc")) => (name, Some(ns)),
-        _ => (host, None),
+        _ => (fqdn, None),
     }
 }
 
 fn render_labels(k: &KeyRef<'_>, tcp: bool, local: &PeerMetadata) -> String {
     // reporter=source: local is the source, the peer the destination; inverse inbound.
     let (src, dst) = if k.inbound {
-        (k.peer, Some(local))
+        (k.peer.map(|p| p.0), Some(local))
     } else {
-        (Some(local), k.peer)
+        (Some(local), k.peer.map(|p| p.0))
     };
-    let (src_principal, dst_principal) = if !k.mtls {
-        (None, None)
-    } else if k.inbound {
+    // key_of keeps principals only under mTLS.
+    let (src_principal, dst_principal) = if k.inbound {
         (k.peer_principal, k.local_principal)
     } else {
         (k.local_principal, k.peer_principal)

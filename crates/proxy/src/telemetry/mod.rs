@@ -14,16 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 mod access_log;
+pub mod exchange;
 mod flags;
 pub mod format;
 mod metrics;
 mod peer;
 mod time;
 
-pub use access_log::AccessLogs;
+pub use access_log::{reopen_all as reopen_access_logs, AccessLogs};
 pub use flags::ResponseFlags;
 pub use format::{FormatError, LogFormat};
-pub use peer::{PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
+pub use metrics::MAX_SERIES;
+pub use peer::{PeerCache, PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER};
 
 /// Which side of the proxy saw the stream: `reporter=source` for outbound (the client
 /// sidecar / gateway), `reporter=destination` for inbound.
@@ -118,6 +120,56 @@ pub struct StreamInfo {
     pub tcp_open_reported: bool,
 }
 
+impl StreamInfo {
+    /// The request-side fields from a received request: method, path (the
+    /// `x-envoy-original-path` if set), authority (URI authority, else `Host`), scheme,
+    /// protocol and the headers. The rest is the core's to fill as the stream goes.
+    pub fn for_request(
+        direction: Direction,
+        start_time: SystemTime,
+        parts: &http::request::Parts,
+    ) -> StreamInfo {
+        let headers = &parts.headers;
+        let path = headers
+            .get("x-envoy-original-path")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()));
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            });
+        StreamInfo {
+            direction,
+            start_time: Some(start_time),
+            protocol: Some(protocol_name(parts.version)),
+            method: Some(parts.method.as_str().to_string()),
+            path,
+            authority,
+            scheme: Some(parts.uri.scheme_str().unwrap_or("http").to_string()),
+            request_headers: Some(Arc::new(headers.clone())),
+            ..Default::default()
+        }
+    }
+}
+
+/// `%PROTOCOL%` for an HTTP version, as Envoy spells it.
+pub fn protocol_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// A workload's identity labels: the proxy's own (from node metadata) and its peers'.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PeerMetadata {
@@ -138,14 +190,32 @@ pub struct PeerMetadata {
 pub struct Telemetry {
     local: PeerMetadata,
     metrics: metrics::Metrics,
+    peers: PeerCache,
 }
 
 impl Telemetry {
-    /// `local` is this proxy's own workload (from node metadata).
+    /// `local` is this proxy's own workload (from node metadata); canonical
+    /// service/revision, app and version left empty are derived from its labels.
     pub fn new(local: PeerMetadata) -> Self {
         Self {
-            local,
+            local: local.with_derived_labels(),
             metrics: metrics::Metrics::default(),
+            peers: PeerCache::default(),
+        }
+    }
+
+    /// The peer named by Istio's metadata-exchange headers (`x-envoy-peer-metadata`),
+    /// decoded once per distinct value; set it as `StreamInfo::peer`.
+    pub fn peer_from_headers(&self, headers: &http::HeaderMap) -> Option<Arc<PeerMetadata>> {
+        self.peers.from_headers(headers)
+    }
+
+    /// Like [`Telemetry::new`] with at most `max` metric label sets per table (the
+    /// default is [`MAX_SERIES`]).
+    pub fn with_series_limit(local: PeerMetadata, max: usize) -> Self {
+        Self {
+            metrics: metrics::Metrics::with_limit(max),
+            ..Self::new(local)
         }
     }
 
@@ -170,7 +240,7 @@ impl Telemetry {
     }
 
     /// Records not counted because the series limit was reached
-    /// (`metrics::MAX_SERIES` label sets per table).
+    /// ([`MAX_SERIES`] label sets per table).
     pub fn metrics_overflow(&self) -> u64 {
         self.metrics.overflow()
     }

@@ -202,6 +202,13 @@ impl PeerMetadata {
         ]
     }
 
+    /// Removes the exchange headers (Istio strips them before the app sees the request
+    /// or response).
+    pub fn strip_headers(headers: &mut HeaderMap) {
+        headers.remove(PEER_METADATA_HEADER);
+        headers.remove(PEER_METADATA_ID_HEADER);
+    }
+
     /// Reads a peer's `x-envoy-peer-metadata`; `None` when absent or malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<PeerMetadata> {
         let raw = headers.get(PEER_METADATA_HEADER)?.to_str().ok()?;
@@ -264,6 +271,34 @@ impl PeerMetadata {
     }
 }
 
+/// Decoded `x-envoy-peer-metadata` values, so a stream of requests from the same peer
+/// decodes base64 + protobuf once. Bounded: cleared when full (peers are few; a client
+/// sending random values cannot grow it).
+#[derive(Debug, Default)]
+pub struct PeerCache {
+    map: std::sync::RwLock<std::collections::HashMap<Vec<u8>, std::sync::Arc<PeerMetadata>>>,
+}
+
+/// Distinct peer headers remembered before the cache starts over.
+const PEER_CACHE_MAX: usize = 1024;
+
+impl PeerCache {
+    /// The peer described by the request's (or response's) exchange headers.
+    pub fn from_headers(&self, headers: &HeaderMap) -> Option<std::sync::Arc<PeerMetadata>> {
+        let raw = headers.get(PEER_METADATA_HEADER)?.as_bytes();
+        if let Some(p) = self.map.read().ok()?.get(raw) {
+            return Some(p.clone());
+        }
+        let peer = std::sync::Arc::new(PeerMetadata::from_headers(headers)?);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= PEER_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(raw.to_vec(), peer.clone());
+        Some(peer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +351,10 @@ mod tests {
             map.insert(k, v);
         }
         let back = PeerMetadata::from_headers(&map).expect("decodes");
+        let mut stripped = map.clone();
+        stripped.insert("x-other", HeaderValue::from_static("kept"));
+        PeerMetadata::strip_headers(&mut stripped);
+        assert_eq!(stripped.len(), 1);
         assert_eq!(back.workload, m.workload);
         assert_eq!(back.namespace, m.namespace);
         assert_eq!(back.canonical_service, "productpage");
@@ -332,6 +371,21 @@ mod tests {
         assert_eq!(get_str(&s, "NAME"), Some("productpage-v1-6b746f74dc-9stvs"));
         assert_eq!(get_str(&s, "WORKLOAD_NAME"), Some("productpage-v1"));
         assert_eq!(get_str(&s, "CLUSTER_ID"), Some("Kubernetes"));
+    }
+
+    #[test]
+    fn cache_returns_the_same_peer() {
+        let cache = PeerCache::default();
+        let mut map = HeaderMap::new();
+        for (k, v) in sample().to_headers("sidecar~10.213.0.5~p.default~default.svc.cluster.local")
+        {
+            map.insert(k, v);
+        }
+        let a = cache.from_headers(&map).unwrap();
+        let b = cache.from_headers(&map).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(a.workload, "productpage-v1");
+        assert!(cache.from_headers(&HeaderMap::new()).is_none());
     }
 
     #[test]

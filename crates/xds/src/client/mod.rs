@@ -142,6 +142,21 @@ pub trait Handler: Send + Sync + 'static {
     fn connection(&self, _state: ConnectionState) {}
 }
 
+/// A shared handler (the proxy keeps an `Arc` of its own to read state).
+impl<H: Handler + ?Sized> Handler for Arc<H> {
+    fn apply(&self, update: &Update) -> Result<(), String> {
+        (**self).apply(update)
+    }
+
+    fn names(&self, type_url: &str) -> BTreeSet<String> {
+        (**self).names(type_url)
+    }
+
+    fn connection(&self, state: ConnectionState) {
+        (**self).connection(state)
+    }
+}
+
 /// The client's view of one type.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TypeClientStatus {
@@ -259,5 +274,43 @@ impl ClientHandle {
 impl Drop for ClientHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl Handler for Fixed {
+        fn apply(&self, update: &Update) -> Result<(), String> {
+            Err(update.version_info.clone())
+        }
+        fn names(&self, type_url: &str) -> BTreeSet<String> {
+            [type_url.to_owned()].into()
+        }
+    }
+
+    #[test]
+    fn shared_handlers_delegate() {
+        let shared = Arc::new(Fixed);
+        let wrapped: Arc<dyn Handler> = Arc::new(shared.clone());
+        assert_eq!(wrapped.names("x"), ["x".to_owned()].into());
+        let update = Update {
+            type_url: "t".into(),
+            version_info: "v9".into(),
+            resources: Arc::default(),
+            removed: vec![],
+        };
+        assert_eq!(wrapped.apply(&update), Err("v9".into()));
+    }
+
+    #[test]
+    fn uri_gets_a_scheme() {
+        let c = ClientConfig::new("127.0.0.1:15010", Node::default());
+        assert_eq!(c.uri(), "http://127.0.0.1:15010");
+        let c = ClientConfig::new("http://[::1]:15010", Node::default());
+        assert_eq!(c.uri(), "http://[::1]:15010");
+        assert_eq!(c.protocol, Protocol::Delta);
     }
 }

@@ -565,3 +565,32 @@ fn truncation_counts_characters() {
     assert_eq!(text("%REQ(X-NAME):2%", &info), "hé");
     assert_eq!(text("%REQ(X-NAME):10%", &info), "héllo");
 }
+
+#[test]
+fn stream_info_from_a_request() {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/api/v1?x=1")
+        .version(http::Version::HTTP_2)
+        .header("host", "reviews:9080")
+        .header("x-envoy-original-path", "/orig")
+        .header("user-agent", "ua")
+        .body(())
+        .unwrap();
+    let (parts, ()) = req.into_parts();
+    let start = UNIX_EPOCH + Duration::from_millis(1_682_991_904_154);
+    let info = StreamInfo::for_request(Direction::Inbound, start, &parts);
+    assert_eq!(
+        text("%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %REQ(:AUTHORITY)% %REQ(:SCHEME)% %REQ(USER-AGENT)% %START_TIME%", &info),
+        "POST /orig HTTP/2 reviews:9080 http ua 2023-05-02T01:45:04.154Z"
+    );
+    let req = http::Request::builder()
+        .uri("http://ratings.bookinfo:9080/r?q")
+        .body(())
+        .unwrap();
+    let info = StreamInfo::for_request(Direction::Outbound, start, &req.into_parts().0);
+    assert_eq!(
+        text("%REQ(:AUTHORITY)% %REQ(:PATH)% %PROTOCOL%", &info),
+        "ratings.bookinfo:9080 /r?q HTTP/1.1"
+    );
+}

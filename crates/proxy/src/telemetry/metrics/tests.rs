@@ -240,6 +240,14 @@ fn unknown_destination_service_falls_back_to_authority() {
     assert_eq!(s.label("destination_service_name"), "httpbin.org");
     assert_eq!(s.label("destination_service_namespace"), "unknown");
     assert_eq!(s.label("destination_workload"), "unknown");
+    // The fallback keeps the port, as Istio's does.
+    info.authority = Some("127.0.0.1:8080".into());
+    t.record(&info, &Default::default());
+    let s = samples(&t, "istio_requests_total")
+        .into_iter()
+        .find(|s| s.label("destination_service") == "127.0.0.1:8080")
+        .unwrap();
+    assert_eq!(s.label("destination_service_name"), "127.0.0.1:8080");
 }
 
 #[test]
@@ -286,7 +294,7 @@ fn histograms_are_cumulative_with_envoy_bounds() {
     assert_eq!(le("5"), 2.0);
     assert_eq!(le("10"), 3.0);
     assert_eq!(le("5000"), 4.0);
-    assert_eq!(le("3.6e+06"), 4.0);
+    assert_eq!(le("3600000"), 4.0);
     assert_eq!(le("+Inf"), 5.0);
     assert_eq!(d.len(), 20);
     let bounds: Vec<&str> = d.iter().map(|s| s.label("le")).collect();
@@ -294,7 +302,7 @@ fn histograms_are_cumulative_with_envoy_bounds() {
         bounds,
         [
             "0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
-            "10000", "30000", "60000", "300000", "600000", "1.8e+06", "3.6e+06", "+Inf"
+            "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"
         ]
     );
     assert_eq!(
@@ -378,19 +386,18 @@ fn build_info_is_always_present() {
 }
 
 #[test]
-fn envoy_double_matches_printf_g() {
+fn envoy_double_has_no_exponent() {
     assert_eq!(envoy_double(0.5), "0.5");
     assert_eq!(envoy_double(600000.0), "600000");
-    assert_eq!(envoy_double(1_800_000.0), "1.8e+06");
-    assert_eq!(envoy_double(10_000_000.0), "1e+07");
+    assert_eq!(envoy_double(1_800_000.0), "1800000");
 }
 
 #[test]
 fn series_are_bounded() {
-    let t = Telemetry::new(meta("gw", "ns", "gw", "v1"));
+    let t = Telemetry::with_series_limit(meta("gw", "ns", "gw", "v1"), 100);
     let mut info = request(Direction::Outbound, None);
     info.destination_service = None;
-    for i in 0..MAX_SERIES + 10 {
+    for i in 0..110 {
         info.authority = Some(format!("host-{i}.example"));
         t.record(&info, &Default::default());
     }
@@ -408,4 +415,78 @@ fn series_are_bounded() {
         })
         .unwrap();
     assert!(line.ends_with(" 2"), "{line}");
+}
+
+#[test]
+fn replicas_share_a_series() {
+    let t = Telemetry::new(meta("productpage-v1", "bookinfo", "productpage", "v1"));
+    for hash in ["aaa", "bbb"] {
+        let mut peer = meta("ratings-v1", "bookinfo", "ratings", "v1");
+        peer.labels.insert("pod-template-hash".into(), hash.into());
+        t.record(
+            &request(Direction::Outbound, Some(peer)),
+            &Default::default(),
+        );
+    }
+    let s = samples(&t, "istio_requests_total");
+    assert_eq!(
+        s.len(),
+        1,
+        "pod labels that are not metric labels must not split series"
+    );
+    assert_eq!(s[0].value, 2.0);
+}
+
+#[test]
+fn outbound_mtls_principals_and_no_duplicate_series() {
+    let t = Telemetry::new(meta("productpage-v1", "bookinfo", "productpage", "v1"));
+    let mut info = request(
+        Direction::Outbound,
+        Some(meta("ratings-v1", "bookinfo", "ratings", "v1")),
+    );
+    info.mutual_tls = true;
+    info.local_principal = Some("spiffe://cluster.local/ns/bookinfo/sa/productpage".into());
+    info.peer_principal = Some("spiffe://cluster.local/ns/bookinfo/sa/ratings".into());
+    t.record(&info, &Default::default());
+    let s = &samples(&t, "istio_requests_total")[0];
+    assert_eq!(
+        s.label("source_principal"),
+        "spiffe://cluster.local/ns/bookinfo/sa/productpage"
+    );
+    assert_eq!(
+        s.label("destination_principal"),
+        "spiffe://cluster.local/ns/bookinfo/sa/ratings"
+    );
+    assert_eq!(s.label("connection_security_policy"), "unknown");
+    // Plaintext with and without principals known, and mTLS without principals: all
+    // render the same labels, so they must be one series.
+    let mut plain = info.clone();
+    plain.mutual_tls = false;
+    t.record(&plain, &Default::default());
+    plain.peer_principal = None;
+    plain.local_principal = None;
+    t.record(&plain, &Default::default());
+    plain.mutual_tls = true;
+    t.record(&plain, &Default::default());
+    // Same labels through the authority fallback as through destination_service.
+    plain.destination_service = None;
+    plain.authority = Some("ratings.bookinfo.svc.cluster.local".into());
+    t.record(&plain, &Default::default());
+    let all = samples(&t, "istio_requests_total");
+    assert_eq!(all.len(), 2, "{all:?}");
+    let unknown = all
+        .iter()
+        .find(|s| s.label("source_principal") == "unknown")
+        .unwrap();
+    assert_eq!(unknown.value, 4.0);
+    let text = t.render_prometheus();
+    let mut series: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    let n = series.len();
+    series.sort();
+    series.dedup();
+    assert_eq!(series.len(), n, "no series appears twice");
 }

@@ -1,0 +1,389 @@
+//! Data-plane benchmark driver (run by `bench/proxy.sh`, which builds everything in
+//! release and passes the paths). Measures, one after the other on loopback:
+//! direct to the backend, ironmesh-proxy, Envoy and nginx as one-hop HTTP/1.1 proxies,
+//! then both xDS proxies as sidecars holding 1 000 services; prints one markdown table.
+//!
+//! ```text
+//! proxy_bench --work DIR --loadgen PATH [--wrk PATH] [--proxy PATH] [--duration 10]
+//!             [--rate 1000] [--conns 16] [--concurrency 2] [--services 1000]
+//! ```
+//! `$IRONMESH_DISCOVERY` names the discovery binary (see `testkit::discovery`).
+
+mod procs;
+mod report;
+mod setup;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ironmesh_testkit::discovery::Workspace;
+use ironmesh_testkit::net::{free_ports, loopback, wait_until};
+use ironmesh_testkit::node::{self, Node};
+use ironmesh_testkit::proxy::{Proxy, ProxyOptions};
+use report::{Column, Measured};
+use serde_json::Value;
+use setup::{HOST, PATH};
+
+pub struct Opts {
+    work: PathBuf,
+    loadgen: PathBuf,
+    wrk: Option<PathBuf>,
+    proxy: Option<PathBuf>,
+    duration: f64,
+    rate: f64,
+    conns: usize,
+    concurrency: usize,
+    services: usize,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        work: std::env::temp_dir(),
+        loadgen: PathBuf::from("loadgen"),
+        wrk: None,
+        proxy: None,
+        duration: 10.0,
+        rate: 1000.0,
+        conns: 16,
+        concurrency: 2,
+        services: 1000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let num = |v: &str| -> f64 { v.parse().unwrap_or_else(|e| panic!("{flag} {v}: {e}")) };
+        match flag.as_str() {
+            "--work" => o.work = v.into(),
+            "--loadgen" => o.loadgen = v.into(),
+            "--wrk" => o.wrk = Some(v.into()),
+            "--proxy" => o.proxy = Some(v.into()),
+            "--duration" => o.duration = num(&v),
+            "--rate" => o.rate = num(&v),
+            "--conns" => o.conns = num(&v) as usize,
+            "--concurrency" => o.concurrency = num(&v) as usize,
+            "--services" => o.services = num(&v) as usize,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    o
+}
+
+fn log(msg: &str) {
+    eprintln!("[{:>6.1}s] {msg}", started().elapsed().as_secs_f64());
+}
+
+fn started() -> Instant {
+    static T: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *T.get_or_init(Instant::now)
+}
+
+/// One GET through `addr` answers 200 (the loadgen's probe).
+fn probe(o: &Opts, addr: SocketAddr) -> bool {
+    Command::new(&o.loadgen)
+        .args([
+            "probe",
+            "--addr",
+            &addr.to_string(),
+            "--host",
+            HOST,
+            "--path",
+            PATH,
+        ])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn loadgen(o: &Opts, mode: &str, addr: SocketAddr) -> Value {
+    let out = Command::new(&o.loadgen)
+        .args([
+            mode,
+            "--addr",
+            &addr.to_string(),
+            "--host",
+            HOST,
+            "--path",
+            PATH,
+        ])
+        .args(["--conns", &o.conns.to_string()])
+        .args(["--duration", &o.duration.to_string()])
+        .args(["--rate", &o.rate.to_string()])
+        .output()
+        .expect("run loadgen");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "loadgen printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Closed-loop maximum: wrk (`-t1`, as the anchors in perf-anchors.md) when present,
+/// else the loadgen's `max` mode. Returns requests/s and non-200 answers.
+fn max_rps(o: &Opts, addr: SocketAddr) -> (f64, u64) {
+    if let Some(wrk) = &o.wrk {
+        let out = Command::new(wrk)
+            .args(["-t1", "-c", &o.conns.to_string()])
+            .args(["-d", &format!("{}s", o.duration.round() as u64)])
+            .args(["-H", &format!("Host: {HOST}")])
+            .arg(format!("http://{addr}{PATH}"))
+            .output()
+            .expect("run wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |prefix: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(prefix))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        let errors = field("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64
+            + text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+                .map(|l| {
+                    l.split(',')
+                        .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                        .sum()
+                })
+                .unwrap_or(0);
+        return (field("Requests/sec:").unwrap_or(0.0), errors);
+    }
+    let v = loadgen(o, "max", addr);
+    (
+        v["rps"].as_f64().unwrap_or(0.0),
+        v["errors"].as_u64().unwrap_or(0),
+    )
+}
+
+/// Everything measured for one way of reaching the backend; `pids` empty for direct.
+fn measure(o: &Opts, name: &str, addr: SocketAddr, pids: &[u32]) -> Measured {
+    log(&format!("{name}: idle, {} rps, max", o.rate));
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_idle = procs::rss_mib(pids);
+    let cpu0 = procs::cpu_seconds(pids);
+    let fixed = loadgen(o, "rate", addr);
+    let cpu_fixed = procs::cpu_seconds(pids) - cpu0;
+    let requests_fixed = fixed["requests"].as_f64().unwrap_or(0.0);
+    let cpu1 = procs::cpu_seconds(pids);
+    let (rps, max_errors) = max_rps(o, addr);
+    let cpu_max = procs::cpu_seconds(pids) - cpu1;
+    let us = |k: &str| fixed[k].as_f64().unwrap_or(0.0) / 1000.0;
+    Measured {
+        max_rps: rps,
+        errors: max_errors + fixed["errors"].as_u64().unwrap_or(0),
+        p50: us("p50_us"),
+        p90: us("p90_us"),
+        p99: us("p99_us"),
+        achieved_rate: fixed["rps"].as_f64().unwrap_or(0.0),
+        rss_idle,
+        rss_peak: procs::peak_rss_mib(pids),
+        // The fixed-rate run includes a 1 s warm-up the loadgen does not count.
+        cpu_per_1000_fixed: cpu_fixed / ((requests_fixed + o.rate) / 1000.0),
+        cpu_per_1000_max: cpu_max / (rps * o.duration / 1000.0),
+        has_process: !pids.is_empty(),
+    }
+}
+
+/// Waits until `node` has ACKed everything discovery sent and (for a gateway) one
+/// request routes through `addr`.
+fn wait_proxy(
+    o: &Opts,
+    ws_discovery: &ironmesh_testkit::discovery::Discovery,
+    node: &Node,
+    addr: Option<SocketAddr>,
+    alive: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let mut died = None;
+    let ok = wait_until(Duration::from_secs(120), || {
+        if let Err(e) = alive() {
+            died = Some(e);
+            return true;
+        }
+        ws_discovery.in_sync(&node.id()) && addr.is_none_or(|a| probe(o, a))
+    });
+    if let Some(e) = died {
+        return Err(e);
+    }
+    if !ok {
+        return Err(format!(
+            "{} not in sync / not routing after 120s",
+            node.id()
+        ));
+    }
+    Ok(())
+}
+
+fn main() {
+    let o = parse();
+    started();
+    std::fs::create_dir_all(&o.work).expect("work dir");
+    let ports = free_ports(6);
+    let (backend_port, nginx_port, gateway_port, outbound, inbound) =
+        (ports[0], ports[1], ports[2], ports[3], ports[4]);
+    let mut columns: Vec<Column> = Vec::new();
+
+    let mut backend = setup::nginx_backend(&o.work, backend_port);
+    let backend_addr = loopback(backend_port);
+    assert!(
+        wait_until(Duration::from_secs(10), || probe(&o, backend_addr)),
+        "the nginx backend does not answer: {:?}",
+        backend.alive()
+    );
+    columns.push(Column::ok(
+        "direct",
+        measure(&o, "direct", backend_addr, &[]),
+    ));
+
+    // The xDS proxies: one discovery serves both, one after the other.
+    let ws = Workspace::new();
+    ws.write(
+        "gateway.yaml",
+        &setup::gateway_yaml(gateway_port, backend_port),
+    );
+    ws.write_mesh(&format!(
+        "proxyListenPort: {outbound}\nproxyInboundListenPort: {inbound}\n"
+    ));
+    let discovery = ws.start_discovery();
+    discovery.assert_config_accepted();
+    let gateway = loopback(gateway_port);
+    let router = node::router("127.0.0.30", "istio-ingressgateway-bench-0");
+
+    columns.push(match &o.proxy {
+        None => Column::na("ironmesh-proxy", "binary not built (see the build step)"),
+        Some(bin) => match start_ironmesh(&o, bin, &router, &discovery, Some(gateway), &[]) {
+            Ok(p) => Column::ok(
+                "ironmesh-proxy",
+                measure(&o, "ironmesh-proxy", gateway, &[p.pid()]),
+            ),
+            Err(e) => Column::na("ironmesh-proxy", &e),
+        },
+    });
+
+    {
+        let mut envoy = setup::envoy(
+            &o.work,
+            "envoy-router",
+            &router,
+            discovery.xds,
+            o.concurrency,
+        );
+        match wait_proxy(&o, &discovery, &router, Some(gateway), &mut || {
+            envoy.alive()
+        }) {
+            Ok(()) => columns.push(Column::ok(
+                "Envoy",
+                measure(&o, "Envoy", gateway, &[envoy.pid()]),
+            )),
+            Err(e) => columns.push(Column::na("Envoy", &e)),
+        }
+    }
+
+    {
+        let nginx = setup::nginx_proxy(&o.work, nginx_port, backend_port);
+        let addr = loopback(nginx_port);
+        if wait_until(Duration::from_secs(10), || probe(&o, addr)) {
+            let pids = procs::tree(nginx.pid());
+            columns.push(Column::ok("nginx", measure(&o, "nginx", addr, &pids)));
+        } else {
+            columns.push(Column::na("nginx", "did not answer within 10s"));
+        }
+    }
+    drop(backend);
+
+    // (d) Sidecars holding the large config.
+    log(&format!(
+        "{} services / {} endpoints",
+        o.services,
+        o.services * 3
+    ));
+    ws.write("scale.yaml", &setup::scale_yaml(o.services));
+    let ok = wait_until(Duration::from_secs(120), || {
+        discovery
+            .get_json("/debug/registryz")
+            .to_string()
+            .contains(&format!("svc-{}.", o.services - 1))
+    });
+    assert!(
+        ok,
+        "discovery did not load the scale config\n{}",
+        discovery.logs()
+    );
+    discovery.assert_config_accepted();
+    let sidecar = node::sidecar(
+        "10.213.255.1",
+        "client-0",
+        "default",
+        "client",
+        "v1",
+        "client",
+    );
+    let scale_args: Vec<String> = vec![
+        "--outbound-port".into(),
+        outbound.to_string(),
+        "--inbound-port".into(),
+        inbound.to_string(),
+    ];
+    let ours = match &o.proxy {
+        None => Err("binary not built".to_string()),
+        Some(bin) => start_ironmesh(&o, bin, &sidecar, &discovery, None, &scale_args)
+            .map(|p| settle_rss(&[p.pid()])),
+    };
+    let theirs = {
+        let mut envoy = setup::envoy(
+            &o.work,
+            "envoy-sidecar",
+            &sidecar,
+            discovery.xds,
+            o.concurrency,
+        );
+        wait_proxy(&o, &discovery, &sidecar, None, &mut || envoy.alive())
+            .map(|()| settle_rss(&[envoy.pid()]))
+    };
+    let report = report::Report {
+        columns,
+        scale_ours: ours,
+        scale_envoy: theirs,
+        services: o.services,
+        opts_line: format!(
+            "{} connections, {} s per measurement, fixed rate {} rps, proxies --concurrency {}",
+            o.conns, o.duration, o.rate, o.concurrency
+        ),
+        max_tool: if o.wrk.is_some() {
+            "wrk -t1"
+        } else {
+            "loadgen max"
+        }
+        .into(),
+    };
+    println!("{}", report.render());
+    log("done");
+}
+
+/// RSS once the proxy has had 3 s to settle after taking its config.
+fn settle_rss(pids: &[u32]) -> f64 {
+    std::thread::sleep(Duration::from_secs(3));
+    procs::rss_mib(pids)
+}
+
+fn start_ironmesh(
+    o: &Opts,
+    bin: &Path,
+    node: &Node,
+    discovery: &ironmesh_testkit::discovery::Discovery,
+    gateway: Option<SocketAddr>,
+    extra: &[String],
+) -> Result<Proxy, String> {
+    let mut opts = ProxyOptions::new(bin, node.clone(), discovery.xds);
+    opts.concurrency = o.concurrency;
+    opts.extra_args = extra.to_vec();
+    let proxy = Proxy::start(&opts).map_err(|e| first_lines(&e, 3))?;
+    let mut alive = || Ok(());
+    wait_proxy(o, discovery, node, gateway, &mut alive)
+        .map_err(|e| format!("{e}; log: {}", setup::tail(&proxy.logs(), 3)))?;
+    Ok(proxy)
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().take(n).collect::<Vec<_>>().join(" | ")
+}
