@@ -659,9 +659,16 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(h) {
             ctx.info.peer = Some(Arc::new(peer));
         }
-        h.remove(crate::telemetry::PEER_METADATA_HEADER);
-        h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
-    } else if let Some(ph) = &conn.rt.peer_headers {
+        if hcm.metadata_exchange {
+            h.remove(crate::telemetry::PEER_METADATA_HEADER);
+            h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        }
+    } else if let Some(ph) = conn
+        .rt
+        .peer_headers
+        .as_ref()
+        .filter(|_| hcm.metadata_exchange)
+    {
         for (k, v) in ph {
             h.insert(k.clone(), v.clone());
         }
@@ -793,7 +800,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers, false);
     if inbound {
-        if let Some(ph) = &conn.rt.peer_headers {
+        if let Some(ph) = conn
+            .rt
+            .peer_headers
+            .as_ref()
+            .filter(|_| hcm.metadata_exchange)
+        {
             for (k, v) in ph {
                 parts.headers.insert(k.clone(), v.clone());
             }
@@ -804,10 +816,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
                 ctx.info.peer = Some(Arc::new(peer));
             }
         }
-        parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
-        parts
-            .headers
-            .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        if hcm.metadata_exchange {
+            parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
+            parts
+                .headers
+                .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        }
     }
     parts
         .headers
