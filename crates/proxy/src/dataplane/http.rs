@@ -387,6 +387,11 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             h.insert(X_REQUEST_ID, uuid_v4());
         }
         if hcm.use_remote_address {
+            // Envoy (1.33+) treats no address as internal unless `internal_address_config`
+            // says so, so every client is external and named in this header.
+            if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_string()) {
+                h.insert(EXTERNAL_ADDRESS, v);
+            }
             if !hcm.skip_xff_append {
                 let ip = conn.peer.ip().to_string();
                 let v = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
