@@ -332,7 +332,6 @@ fn envoy_answers_the_matrix_as_istio_specifies() {
 /// The comparison: Envoy first, then ironmesh-proxy with the same identity and the
 /// same discovery. Fails (never skips) when the proxy binary cannot start.
 #[test]
-#[ignore = "needs ironmesh-proxy data plane (runs with the merged one; see the header-diff notes in the helper-r report)"]
 fn ironmesh_proxy_answers_the_matrix_like_envoy() {
     let s = Scenario::start();
     let envoy = run_through_envoy(&s);

@@ -21,6 +21,8 @@ pub const EXPECTED_RQ_TIMEOUT: HeaderName =
 pub const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 pub const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 pub const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+/// The authority the client sent, when a route rewrote it.
+pub const ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -196,5 +198,52 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(grpc_timeout(&HeaderValue::from_static("x")), None);
+    }
+}
+
+/// The address a `use_remote_address` listener appends to `x-forwarded-for` for a
+/// client at `peer`. Like Envoy, a loopback client is named by this host's own address
+/// (the first non-loopback address of the same family on an interface), because
+/// "127.0.0.1" tells the upstream nothing about where the request came from.
+pub fn xff_address(peer: std::net::IpAddr) -> std::net::IpAddr {
+    if !peer.is_loopback() {
+        return peer;
+    }
+    static V4: std::sync::OnceLock<Option<std::net::IpAddr>> = std::sync::OnceLock::new();
+    static V6: std::sync::OnceLock<Option<std::net::IpAddr>> = std::sync::OnceLock::new();
+    let cell = if peer.is_ipv4() { &V4 } else { &V6 };
+    cell.get_or_init(|| local_address(peer.is_ipv4()))
+        .unwrap_or(peer)
+}
+
+fn local_address(v4: bool) -> Option<std::net::IpAddr> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let addr = ifa.address?;
+        let ip = if v4 {
+            std::net::IpAddr::V4(addr.as_sockaddr_in()?.ip())
+        } else {
+            std::net::IpAddr::V6(addr.as_sockaddr_in6()?.ip())
+        };
+        (!ip.is_loopback()).then_some(ip)
+    })
+}
+
+#[cfg(test)]
+mod xff_tests {
+    use super::xff_address;
+
+    #[test]
+    fn only_loopback_clients_are_replaced() {
+        let pod: std::net::IpAddr = "10.213.0.7".parse().unwrap();
+        assert_eq!(xff_address(pod), pod);
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let got = xff_address(lo);
+        // On a host with only loopback there is nothing better to say.
+        let has_other = nix::ifaddrs::getifaddrs().unwrap().any(|i| {
+            i.address
+                .and_then(|a| a.as_sockaddr_in().map(|s| !s.ip().is_loopback()))
+                == Some(true)
+        });
+        assert_eq!(got.is_loopback(), !has_other, "{got}");
     }
 }

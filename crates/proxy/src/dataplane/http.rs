@@ -393,7 +393,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
                 h.insert(EXTERNAL_ADDRESS, v);
             }
             if !hcm.skip_xff_append {
-                let ip = conn.peer.ip().to_string();
+                let ip = super::headers::xff_address(conn.peer.ip()).to_string();
                 let v = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
                     Some(old) => format!("{old},{ip}"),
                     None => ip,
@@ -632,7 +632,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     }
     let new_path = rewrite_path(fwd, route, &pq);
     if new_path.is_some() {
-        if let Ok(v) = HeaderValue::from_str(pq.split('?').next().unwrap_or("/")) {
+        // With the query, as Envoy keeps it.
+        if let Ok(v) = HeaderValue::from_str(&pq) {
             h.insert(ORIGINAL_PATH, v);
         }
     }
@@ -641,6 +642,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         HostRewrite::Literal(v) => Some(v.to_str().unwrap_or("").to_string()),
         HostRewrite::Auto => Some(addr.to_string()),
     };
+    if new_authority.is_some() {
+        // Envoy tells the upstream what the client asked for before a host rewrite.
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            h.insert(super::headers::ORIGINAL_HOST, v);
+        }
+    }
     if let Some(w) = weighted {
         w.request_headers.apply(h);
     }
