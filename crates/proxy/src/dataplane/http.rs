@@ -148,7 +148,8 @@ impl Ctx {
             self.info.grpc_status = Some(s);
         }
         self.info.response_duration = Some(self.start.elapsed());
-        self.info.response_headers = Some(Arc::new(resp.headers().clone()));
+        self.info.response_headers =
+            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
         let done = Done {
             rt: self.conn.rt.clone(),
             hcm: hcm.clone(),
@@ -654,7 +655,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     }
     let authority = new_authority.unwrap_or(authority);
-    ctx.info.request_headers = Some(Arc::new(h.clone()));
+    ctx.info.request_headers = crate::telemetry::request_headers_for(&hcm.access_logs, h);
     let path = new_path.unwrap_or(pq);
     if h2 {
         h.remove(header::HOST);
