@@ -47,6 +47,9 @@ pub fn select_vhost<'a>(rc: &'a RouteConfig, authority: &str) -> Option<&'a Virt
 }
 
 fn best<'a>(rc: &'a RouteConfig, host: &str) -> Option<&'a VirtualHost> {
+    if let Some(&i) = rc.exact_domains.get(host) {
+        return rc.vhosts.get(i);
+    }
     let mut suffix: Option<(&VirtualHost, usize)> = None;
     let mut prefix: Option<(&VirtualHost, usize)> = None;
     let mut any = None;
@@ -229,6 +232,11 @@ mod tests {
         assert_eq!(vh_names(&r, "nothing").as_deref(), Some("any"));
         let r = rc(serde_json::json!({"name":"x","virtualHosts":[{"name":"a","domains":["a"]}]}));
         assert_eq!(vh_names(&r, "b"), None);
+        // A domain listed twice (Envoy NACKs it): the first virtual host keeps it.
+        let r = rc(serde_json::json!({"name":"x","virtualHosts":[
+            {"name":"first","domains":["a","*.b"]},{"name":"second","domains":["a"]}]}));
+        assert_eq!(vh_names(&r, "a").as_deref(), Some("first"));
+        assert_eq!(vh_names(&r, "x.b").as_deref(), Some("first"));
     }
 
     fn matches(route: serde_json::Value, path: &str, headers: &[(&str, &str)]) -> bool {

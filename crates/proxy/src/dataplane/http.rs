@@ -149,7 +149,8 @@ impl Ctx {
             self.info.grpc_status = Some(s);
         }
         self.info.response_duration = Some(self.start.elapsed());
-        self.info.response_headers = Some(telemetry_headers(resp.headers(), hcm));
+        self.info.response_headers =
+            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
         let done = Done {
             rt: self.conn.rt.clone(),
             hcm: hcm.clone(),
@@ -188,21 +189,6 @@ impl Ctx {
         }
         ctx.finish(resp, None, None)
     }
-}
-
-/// The headers telemetry keeps: all of them when an access log may print any; else only
-/// what the metrics read (gRPC detection and status), saving a map copy per request.
-fn telemetry_headers(h: &HeaderMap, hcm: &HttpManager) -> Arc<HeaderMap> {
-    if !hcm.access_logs.is_empty() {
-        return Arc::new(h.clone());
-    }
-    let mut slim = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, GRPC_STATUS] {
-        if let Some(v) = h.get(&name) {
-            slim.insert(name, v.clone());
-        }
-    }
-    Arc::new(slim)
 }
 
 fn authority_of(req: &Request<Incoming>) -> String {
@@ -438,7 +424,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc.clone(),
             None => {
-                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+                ctx.info.request_headers =
+                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
                 return ctx.local_reply(
                     StatusCode::NOT_FOUND,
                     "",
@@ -464,7 +451,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+        ctx.info.request_headers =
+            crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
         return ctx.local_reply(
             StatusCode::NOT_FOUND,
             "",
@@ -494,7 +482,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
         if let Some((status, grpc, pct)) = f.abort {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+                ctx.info.request_headers =
+                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
                 if let Some(g) = grpc {
                     let mut resp = Response::new(RespBody::empty());
                     resp.headers_mut().insert(
@@ -520,7 +509,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
 
     let fwd = match &route.action {
         Action::Direct { status, body } => {
-            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+            ctx.info.request_headers =
+                crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
             ctx.info.response_code_details = Some("direct_response".into());
             let mut resp = Response::new(match body {
                 Some(b) => RespBody::full(b.clone()),
@@ -542,7 +532,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             return ctx.finish(resp, None, None);
         }
         Action::Redirect(r) => {
-            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+            ctx.info.request_headers =
+                crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
             ctx.info.response_code_details = Some("direct_response".into());
             let loc = redirect_location(r, route, scheme, &authority, &pq);
             let mut resp = Response::new(RespBody::empty());
@@ -569,7 +560,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     }
     ctx.info.upstream_cluster = Some(cluster_name.to_string());
     let Some(cluster) = snap.clusters.get(&**cluster_name).cloned() else {
-        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+        ctx.info.request_headers =
+            crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
         return ctx.local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "",
@@ -591,7 +583,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             match lb::pick(&eps, policy, &mut rand::rng()) {
                 Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
                 None => {
-                    ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
+                    ctx.info.request_headers =
+                        crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
                     return ctx.local_reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no healthy upstream",
@@ -686,7 +679,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     }
     let authority = new_authority.unwrap_or(authority);
-    ctx.info.request_headers = Some(telemetry_headers(h, &hcm));
+    ctx.info.request_headers = crate::telemetry::request_headers_for(&hcm.access_logs, h);
     let path = new_path.unwrap_or(pq);
     if h2 {
         h.remove(header::HOST);

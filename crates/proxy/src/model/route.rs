@@ -1,5 +1,6 @@
 //! RouteConfiguration → [`RouteConfig`]: virtual hosts, route matches and actions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RouteConfig {
     pub name: String,
     pub vhosts: Vec<VirtualHost>,
+    /// Exact domains → index in `vhosts` (the first virtual host listing one wins). A
+    /// sidecar's route for a port lists every service's names (1 000 services: ~8 000
+    /// domains), so exact lookups must not scan them.
+    pub exact_domains: HashMap<Box<str>, usize>,
     pub ignore_port_in_host_matching: bool,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
@@ -34,6 +39,8 @@ pub struct RouteConfig {
 #[derive(Debug)]
 pub struct VirtualHost {
     pub name: String,
+    /// The wildcard patterns only; its exact domains are in
+    /// [`RouteConfig::exact_domains`].
     pub domains: Vec<Domain>,
     pub routes: Vec<Route>,
     pub request_headers: HeaderOps,
@@ -753,6 +760,7 @@ impl RouteConfig {
 
     fn compile_inner(rc: &rpb::RouteConfiguration) -> R<RouteConfig> {
         let mut vhosts = Vec::with_capacity(rc.virtual_hosts.len());
+        let mut exact_domains = HashMap::new();
         if rc.vhds.is_some() {
             return Err("vhds is not supported".into());
         }
@@ -761,9 +769,20 @@ impl RouteConfig {
             if !vh.request_mirror_policies.is_empty() {
                 return Err(format!("{what}: request_mirror_policies are not supported"));
             }
+            let mut patterns = Vec::new();
+            for d in &vh.domains {
+                match domain(d) {
+                    Domain::Exact(e) => {
+                        exact_domains
+                            .entry(e.into_boxed_str())
+                            .or_insert(vhosts.len());
+                    }
+                    p => patterns.push(p),
+                }
+            }
             vhosts.push(VirtualHost {
                 name: vh.name.clone(),
-                domains: vh.domains.iter().map(|d| domain(d)).collect(),
+                domains: patterns,
                 routes: vh
                     .routes
                     .iter()
@@ -786,6 +805,7 @@ impl RouteConfig {
         Ok(RouteConfig {
             name: rc.name.clone(),
             vhosts,
+            exact_domains,
             ignore_port_in_host_matching: rc.ignore_port_in_host_matching,
             request_headers: header_ops(
                 &rc.request_headers_to_add,

@@ -222,13 +222,17 @@ impl<S> Table<S> {
 }
 
 impl<S: Default> Table<S> {
-    fn get(
+    /// Runs `count` on the key's series, creating it unless the table is full. A known
+    /// series is counted under the read lock, without touching the entry's refcount
+    /// (every worker thread counts into the same few series).
+    fn count(
         &self,
         key: &KeyRef<'_>,
         tcp: bool,
         local: &PeerMetadata,
         peer: Option<&Arc<PeerMetadata>>,
-    ) -> Option<Arc<Entry<S>>> {
+        count: impl FnOnce(&S),
+    ) {
         let hash = self.hasher.hash_one(key);
         if let Ok(maps) = self.maps.read() {
             if let Some((_, e)) = maps
@@ -236,9 +240,23 @@ impl<S: Default> Table<S> {
                 .get(&hash)
                 .and_then(|v| v.iter().find(|(k, _)| k.matches(key)))
             {
-                return Some(e.clone());
+                count(&e.series);
+                return;
             }
         }
+        if let Some(e) = self.create(hash, key, tcp, local, peer) {
+            count(&e.series);
+        }
+    }
+
+    fn create(
+        &self,
+        hash: u64,
+        key: &KeyRef<'_>,
+        tcp: bool,
+        local: &PeerMetadata,
+        peer: Option<&Arc<PeerMetadata>>,
+    ) -> Option<Arc<Entry<S>>> {
         let labels = render_labels(key, tcp, local);
         let owned = Key {
             inbound: key.inbound,
@@ -355,40 +373,38 @@ impl Metrics {
     pub fn record(&self, local: &PeerMetadata, info: &StreamInfo) {
         let key = key_of(info);
         if info.protocol.is_none() {
-            let Some(e) = self.tcp.get(&key, true, local, info.peer.as_ref()) else {
-                return;
-            };
-            e.series.sent.fetch_add(info.bytes_sent, Relaxed);
-            e.series.received.fetch_add(info.bytes_received, Relaxed);
-            if !info.tcp_open_reported {
-                e.series.opened.fetch_add(1, Relaxed);
-            }
-            e.series.closed.fetch_add(1, Relaxed);
+            self.tcp.count(&key, true, local, info.peer.as_ref(), |s| {
+                s.sent.fetch_add(info.bytes_sent, Relaxed);
+                s.received.fetch_add(info.bytes_received, Relaxed);
+                if !info.tcp_open_reported {
+                    s.opened.fetch_add(1, Relaxed);
+                }
+                s.closed.fetch_add(1, Relaxed);
+            });
             return;
         }
-        let Some(e) = self.http.get(&key, false, local, info.peer.as_ref()) else {
-            return;
-        };
-        e.series.requests.fetch_add(1, Relaxed);
-        e.series
-            .duration
-            .observe(u64::try_from(info.duration.as_millis()).unwrap_or(u64::MAX));
-        e.series.request_bytes.observe(info.bytes_received);
-        e.series.response_bytes.observe(info.bytes_sent);
-        if let Some(n) = info.request_messages {
-            e.series.request_messages.fetch_add(n, Relaxed);
-        }
-        if let Some(n) = info.response_messages {
-            e.series.response_messages.fetch_add(n, Relaxed);
-        }
+        self.http
+            .count(&key, false, local, info.peer.as_ref(), |s| {
+                s.requests.fetch_add(1, Relaxed);
+                s.duration
+                    .observe(u64::try_from(info.duration.as_millis()).unwrap_or(u64::MAX));
+                s.request_bytes.observe(info.bytes_received);
+                s.response_bytes.observe(info.bytes_sent);
+                if let Some(n) = info.request_messages {
+                    s.request_messages.fetch_add(n, Relaxed);
+                }
+                if let Some(n) = info.response_messages {
+                    s.response_messages.fetch_add(n, Relaxed);
+                }
+            });
     }
 
     /// Counts a TCP connection opened (before its close record).
     pub fn record_tcp_open(&self, local: &PeerMetadata, info: &StreamInfo) {
         let key = key_of(info);
-        if let Some(e) = self.tcp.get(&key, true, local, info.peer.as_ref()) {
-            e.series.opened.fetch_add(1, Relaxed);
-        }
+        self.tcp.count(&key, true, local, info.peer.as_ref(), |s| {
+            s.opened.fetch_add(1, Relaxed);
+        });
     }
 
     /// Records not counted because [`MAX_SERIES`] was reached.

@@ -490,3 +490,19 @@ fn outbound_mtls_principals_and_no_duplicate_series() {
     series.dedup();
     assert_eq!(series.len(), n, "no series appears twice");
 }
+
+#[test]
+fn without_access_logs_only_the_grpc_content_type_is_kept() {
+    let none = crate::telemetry::AccessLogs::default();
+    let mut h = HeaderMap::new();
+    h.insert("x-request-id", HeaderValue::from_static("abc"));
+    assert!(crate::telemetry::request_headers_for(&none, &h).is_none());
+    assert!(crate::telemetry::response_headers_for(&none, &h).is_none());
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/grpc+proto"),
+    );
+    let kept = crate::telemetry::request_headers_for(&none, &h).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept["content-type"], "application/grpc+proto");
+}
