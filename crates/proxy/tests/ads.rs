@@ -113,3 +113,54 @@ fn delta_ads_updates_nack_and_reconnect() {
 fn sotw_ads_updates_nack_and_reconnect() {
     run_scenario(&["--sotw"]);
 }
+
+#[test]
+fn config_swaps_keep_in_flight_requests_and_established_connections() {
+    use std::io::{Read, Write};
+    let a = EchoServer::http("a");
+    let b = EchoServer::http("b");
+    let t = EchoServer::tcp("t");
+    let with = |backend: std::net::SocketAddr, tcp_cluster: &str| {
+        let mut c = gateway_config(backend, "ROUND_ROBIN");
+        c["listeners"]
+            .as_array_mut()
+            .unwrap()
+            .push(tcp_listener(9000, tcp_cluster, json!({})));
+        c["clusters"]
+            .as_array_mut()
+            .unwrap()
+            .push(eds_cluster("t", "ROUND_ROBIN", false));
+        c["endpoints"]
+            .as_array_mut()
+            .unwrap()
+            .push(endpoints("t", &[t.addr]));
+        c
+    };
+    let ads = FakeAds::start("127.0.0.1:0".parse().unwrap(), &with(a.addr, "t"));
+    let p = start(&ads, &["--bind-port", "9000=127.0.0.1:0"]);
+    let addr = p.addr("0.0.0.0_8080");
+    let tcp_addr = p.addr("0.0.0.0_9000");
+    // A slow request to `a` and an open TCP connection, then the config moves on.
+    let slow = std::thread::spawn(move || get(addr, "h", "/delay/1500", &[]));
+    let mut conn = std::net::TcpStream::connect(tcp_addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"before ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // `a` leaves the endpoints and the TCP listener now points at a missing cluster.
+    ads.set(&with(b.addr, "missing"));
+    wait_server(addr, "b", Duration::from_secs(10));
+    let r = slow.join().unwrap();
+    assert_eq!(
+        (r.status, r.header("x-echo-server")),
+        (200, Some("a")),
+        "in-flight request finished on the old host"
+    );
+    conn.write_all(b"after").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).unwrap();
+    assert_eq!(
+        out, "t got 12 bytes: before after",
+        "established TCP connection survived the swap"
+    );
+}

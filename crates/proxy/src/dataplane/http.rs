@@ -72,6 +72,13 @@ fn protocol_name(v: Version) -> &'static str {
     }
 }
 
+/// An HTTP/1.1 connection to return to its pool when the response ends.
+type H1Return = (
+    hyper::client::conn::http1::SendRequest<ReqBody>,
+    Arc<HostPool>,
+    SocketAddr,
+);
+
 /// Telemetry and pool bookkeeping finished when the response body ends.
 struct Done {
     rt: Arc<Runtime>,
@@ -79,10 +86,7 @@ struct Done {
     info: StreamInfo,
     start: Instant,
     received: Arc<AtomicU64>,
-    h1: Option<(
-        hyper::client::conn::http1::SendRequest<ReqBody>,
-        Arc<HostPool>,
-    )>,
+    h1: Option<H1Return>,
     _active: Option<ActiveGuard>,
 }
 
@@ -105,8 +109,8 @@ impl Finish for Done {
         if !complete {
             this.info.flags.set(ResponseFlags::DC);
         }
-        if let (true, Some((s, pool))) = (complete, this.h1.take()) {
-            pool.give_back(s);
+        if let (true, Some((s, pool, local))) = (complete, this.h1.take()) {
+            pool.give_back(s, local);
         }
         this.rt.telemetry.record(&this.info, &this.hcm.access_logs);
     }
@@ -125,10 +129,7 @@ impl Ctx {
     fn finish(
         mut self,
         mut resp: Response<RespBody>,
-        h1: Option<(
-            hyper::client::conn::http1::SendRequest<ReqBody>,
-            Arc<HostPool>,
-        )>,
+        h1: Option<H1Return>,
         active: Option<ActiveGuard>,
     ) -> Response<RespBody> {
         let hcm = &self.conn.hcm;
@@ -148,7 +149,7 @@ impl Ctx {
             self.info.grpc_status = Some(s);
         }
         self.info.response_duration = Some(self.start.elapsed());
-        self.info.response_headers = Some(Arc::new(resp.headers().clone()));
+        self.info.response_headers = Some(telemetry_headers(resp.headers(), hcm));
         let done = Done {
             rt: self.conn.rt.clone(),
             hcm: hcm.clone(),
@@ -187,6 +188,21 @@ impl Ctx {
         }
         ctx.finish(resp, None, None)
     }
+}
+
+/// The headers telemetry keeps: all of them when an access log may print any; else only
+/// what the metrics read (gRPC detection and status), saving a map copy per request.
+fn telemetry_headers(h: &HeaderMap, hcm: &HttpManager) -> Arc<HeaderMap> {
+    if !hcm.access_logs.is_empty() {
+        return Arc::new(h.clone());
+    }
+    let mut slim = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, GRPC_STATUS] {
+        if let Some(v) = h.get(&name) {
+            slim.insert(name, v.clone());
+        }
+    }
+    Arc::new(slim)
 }
 
 fn authority_of(req: &Request<Incoming>) -> String {
@@ -251,12 +267,8 @@ fn rewrite_path(fwd: &Forward, route: &Route, path_and_query: &str) -> Option<St
         let rest = path.get(matched..).unwrap_or("");
         let mut new = String::with_capacity(p.len() + rest.len() + query.len());
         new.push_str(p);
-        // Envoy joins without doubling the separator when the rewrite ends in '/'.
-        if p.ends_with('/') && rest.starts_with('/') {
-            new.push_str(&rest[1..]);
-        } else {
-            new.push_str(rest);
-        }
+        // A plain replacement of the matched prefix, as Envoy does.
+        new.push_str(rest);
         if new.is_empty() {
             new.push('/');
         }
@@ -405,6 +417,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             .to_string(),
     );
     info.authority = Some(authority.clone());
+    info.scheme = Some(scheme.to_string());
     let received = Arc::new(AtomicU64::new(0));
     let mut ctx = Ctx {
         conn: conn.clone(),
@@ -420,7 +433,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc.clone(),
             None => {
-                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                 return ctx.local_reply(
                     StatusCode::NOT_FOUND,
                     "",
@@ -446,7 +459,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
         return ctx.local_reply(
             StatusCode::NOT_FOUND,
             "",
@@ -476,7 +489,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
         if let Some((status, grpc, pct)) = f.abort {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                 if let Some(g) = grpc {
                     let mut resp = Response::new(RespBody::empty());
                     resp.headers_mut().insert(
@@ -502,7 +515,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
 
     let fwd = match &route.action {
         Action::Direct { status, body } => {
-            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
             ctx.info.response_code_details = Some("direct_response".into());
             let mut resp = Response::new(match body {
                 Some(b) => RespBody::full(b.clone()),
@@ -524,7 +537,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             return ctx.finish(resp, None, None);
         }
         Action::Redirect(r) => {
-            ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+            ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
             ctx.info.response_code_details = Some("direct_response".into());
             let loc = redirect_location(r, route, scheme, &authority, &pq);
             let mut resp = Response::new(RespBody::empty());
@@ -551,7 +564,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     }
     ctx.info.upstream_cluster = Some(cluster_name.to_string());
     let Some(cluster) = snap.clusters.get(&**cluster_name).cloned() else {
-        ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+        ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
         return ctx.local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "",
@@ -573,7 +586,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             match lb::pick(&eps, policy, &mut rand::rng()) {
                 Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
                 None => {
-                    ctx.info.request_headers = Some(Arc::new(req.headers().clone()));
+                    ctx.info.request_headers = Some(telemetry_headers(req.headers(), &hcm));
                     return ctx.local_reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no healthy upstream",
@@ -605,8 +618,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
     h.remove(&UPSTREAM_RQ_TIMEOUT);
-    if !h2 {
-        // HTTP/2 clients may send `te: trailers`; HTTP/1.1 upstreams do not need it.
+    // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te` at all.
+    if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
         h.remove(header::TE);
     }
     if let Some(t) = timeout {
@@ -654,7 +667,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     }
     let authority = new_authority.unwrap_or(authority);
-    ctx.info.request_headers = Some(Arc::new(h.clone()));
+    ctx.info.request_headers = Some(telemetry_headers(h, &hcm));
     let path = new_path.unwrap_or(pq);
     if h2 {
         h.remove(header::HOST);
@@ -680,24 +693,36 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         h2,
         bind: cluster.bind,
     };
+    ctx.info.attempt_count = Some(1);
     let upstream_start = Instant::now();
     let send = async {
-        let sender = conn
-            .rt
-            .pools
-            .checkout(key, cluster.connect_timeout)
-            .await
-            .map_err(SendError::Connect)?;
-        match sender {
-            Sender::H1(mut s, pool) => {
-                let r = s.send_request(up_req).await.map_err(SendError::Reset)?;
-                Ok((r, Some((s, pool))))
+        let mut up_req = up_req;
+        // A pooled connection the upstream closed meanwhile fails before the request is
+        // written; hyper hands the request back and it goes out on another connection.
+        for attempt in 0..3 {
+            let sender = conn
+                .rt
+                .pools
+                .checkout(key, cluster.connect_timeout)
+                .await
+                .map_err(SendError::Connect)?;
+            let err = match sender {
+                Sender::H1(mut s, pool, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, Some((s, pool, local)), local)),
+                    Err(e) => e,
+                },
+                Sender::H2(mut s, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, None, local)),
+                    Err(e) => e,
+                },
+            };
+            let mut err = err;
+            match err.take_message() {
+                Some(req) if attempt < 2 => up_req = req,
+                _ => return Err(SendError::Reset(err.into_error())),
             }
-            Sender::H2(mut s) => Ok((
-                s.send_request(up_req).await.map_err(SendError::Reset)?,
-                None,
-            )),
         }
+        unreachable!("the loop returns on its last attempt")
     };
     let result = match timeout {
         Some(t) => match tokio::time::timeout(t, send).await {
@@ -706,7 +731,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         },
         None => send.await,
     };
-    let (mut resp, h1) = match result {
+    let (mut resp, h1, up_local) = match result {
         Ok(r) => r,
         Err(SendError::Connect(e)) => {
             ctx.info.upstream_transport_failure_reason = Some(e.reason());
@@ -740,6 +765,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     };
     let service_time = upstream_start.elapsed();
+    ctx.info.upstream_local_address = Some(up_local);
+    ctx.info.upstream_protocol = Some(if h2 { "HTTP/2" } else { "HTTP/1.1" });
     ctx.info.upstream_service_time = Some(service_time);
     ctx.info.response_code_details = Some("via_upstream".into());
 

@@ -99,6 +99,8 @@ pub async fn proxy<D>(
         }
     };
     info.upstream_local_address = up.local_addr().ok();
+    rt.telemetry.record_tcp_open(&info);
+    info.tcp_open_reported = true;
     let (sent, received) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let idle = copy_both(down, up, tp.idle_timeout, &received, &sent).await;
     if idle {

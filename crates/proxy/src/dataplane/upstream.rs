@@ -69,27 +69,27 @@ pub struct PoolKey {
 
 #[derive(Default)]
 pub struct HostPool {
-    idle_h1: Mutex<Vec<http1::SendRequest<ReqBody>>>,
-    h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+    idle_h1: Mutex<Vec<(http1::SendRequest<ReqBody>, SocketAddr)>>,
+    h2: Mutex<Option<(http2::SendRequest<ReqBody>, SocketAddr)>>,
 }
 
 /// A checked-out sender; HTTP/1 senders go back to the pool when the response ends.
 pub enum Sender {
-    H1(http1::SendRequest<ReqBody>, Arc<HostPool>),
-    H2(http2::SendRequest<ReqBody>),
+    H1(http1::SendRequest<ReqBody>, Arc<HostPool>, SocketAddr),
+    H2(http2::SendRequest<ReqBody>, SocketAddr),
 }
 
 /// Most idle HTTP/1.1 connections kept per host.
 const MAX_IDLE_H1: usize = 64;
 
 impl HostPool {
-    pub fn give_back(&self, s: http1::SendRequest<ReqBody>) {
+    pub fn give_back(&self, s: http1::SendRequest<ReqBody>, local: SocketAddr) {
         if s.is_closed() {
             return;
         }
         let mut idle = self.idle_h1.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_H1 {
-            idle.push(s);
+            idle.push((s, local));
         }
     }
 }
@@ -127,12 +127,13 @@ impl Pools {
         let pool = self.pool(key);
         if key.h2 {
             let existing = pool.h2.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(mut s) = existing {
+            if let Some((mut s, local)) = existing {
                 if !s.is_closed() && s.ready().await.is_ok() {
-                    return Ok(Sender::H2(s));
+                    return Ok(Sender::H2(s, local));
                 }
             }
             let stream = connect(key.addr, key.bind, connect_timeout).await?;
+            let local = stream.local_addr().map_err(ConnectError::Io)?;
             let (s, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .keep_alive_interval(None)
@@ -142,22 +143,25 @@ impl Pools {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
-            return Ok(Sender::H2(s));
+            *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some((s.clone(), local));
+            return Ok(Sender::H2(s, local));
         }
         loop {
             let candidate = pool.idle_h1.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let Some(mut s) = candidate else { break };
+            let Some((mut s, local)) = candidate else {
+                break;
+            };
             if s.is_closed() {
                 continue;
             }
             // A connection returned at end of response becomes ready once hyper has
             // finished the message; a closed one fails here and is dropped.
             if s.ready().await.is_ok() {
-                return Ok(Sender::H1(s, pool));
+                return Ok(Sender::H1(s, pool, local));
             }
         }
         let stream = connect(key.addr, key.bind, connect_timeout).await?;
+        let local = stream.local_addr().map_err(ConnectError::Io)?;
         let (s, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -165,6 +169,6 @@ impl Pools {
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        Ok(Sender::H1(s, pool))
+        Ok(Sender::H1(s, pool, local))
     }
 }

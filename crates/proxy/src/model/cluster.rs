@@ -319,7 +319,27 @@ impl Cluster {
                 ClusterKind::Eds(name)
             }
             DiscoveryType::Static => ClusterKind::Static(inline(c)?),
-            DiscoveryType::StrictDns | DiscoveryType::LogicalDns => ClusterKind::Static(inline(c)?),
+            DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
+                // The proxy does no DNS: IP literals and `localhost` are kept; other
+                // names are dropped (logged), leaving a cluster that answers 503 UH
+                // rather than NACKing every cluster of the mesh.
+                let mut c = c.clone();
+                if let Some(cla) = c.load_assignment.as_mut() {
+                    for loc in &mut cla.endpoints {
+                        loc.lb_endpoints.retain(|ep| match &ep.host_identifier {
+                            Some(lb_endpoint::HostIdentifier::Endpoint(e)) => {
+                                let ok = socket_addr(&e.address, "endpoint").is_ok();
+                                if !ok {
+                                    tracing::warn!(cluster = %c.name, "DNS endpoint skipped: the proxy resolves only IP literals and localhost");
+                                }
+                                ok
+                            }
+                            _ => false,
+                        });
+                    }
+                }
+                ClusterKind::Static(inline(&c)?)
+            }
             DiscoveryType::OriginalDst => ClusterKind::OriginalDst,
         };
         let (protocol, idle_timeout, max_requests_per_connection) = protocol(c)?;
