@@ -1,0 +1,206 @@
+//! HTTPS through the gateway: the real `ironmesh-discovery` serves a Gateway with
+//! `tls.mode: SIMPLE` + `credentialName`, and the certificate from a Kubernetes Secret by
+//! SDS; `ironmesh-proxy router` terminates TLS (chosen by SNI) and proxies to a loopback
+//! echo backend. Certificates are made here with the openssl CLI; the client is curl.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ironmesh_testkit::discovery::Workspace;
+use support::*;
+
+const HOST: &str = "httpsserver.example.test";
+
+fn config(backend: u16) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {{name: httpsserver, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - hosts: ["{HOST}"]
+    port: {{name: https-default, number: 443, protocol: HTTPS}}
+    tls: {{mode: SIMPLE, credentialName: example-credential}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {{name: httpsserver, namespace: istio-system}}
+spec:
+  gateways: [httpsserver]
+  hosts: ["{HOST}"]
+  http:
+  - route:
+    - destination: {{host: backend.example.internal, port: {{number: {backend}}}}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {{name: backend, namespace: istio-system}}
+spec:
+  hosts: [backend.example.internal]
+  location: MESH_EXTERNAL
+  ports: [{{number: {backend}, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1}}]
+"#
+    )
+}
+
+/// A self-signed certificate for `HOST` (PEM cert, PEM key) under `dir/tag.*`.
+fn cert(dir: &Path, tag: &str) -> (String, String) {
+    let (crt, key) = (
+        dir.join(format!("{tag}.crt")),
+        dir.join(format!("{tag}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-sha256", "-nodes", "-days", "2", "-newkey", "rsa:2048",
+        ])
+        .args(["-subj", &format!("/O=ironmesh test {tag}/CN={HOST}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{HOST}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        std::fs::read_to_string(crt).unwrap(),
+        std::fs::read_to_string(key).unwrap(),
+    )
+}
+
+fn secret_yaml(crt: &str, key: &str) -> String {
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: example-credential, namespace: istio-system}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+        indent(crt),
+        indent(key)
+    )
+}
+
+/// curl over HTTPS to the gateway with `sni` as the name (resolved to the gateway).
+/// Returns `(status, http_version)`, or Err(stderr) when the request failed.
+fn curl(gw: SocketAddr, sni: &str, ca: &Path, extra: &[&str]) -> Result<(u16, String), String> {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
+        .arg("--cacert")
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{sni}:{}:{}", gw.port(), gw.ip()))
+        .args(extra)
+        .arg(format!("https://{sni}:{}/", gw.port()))
+        .output()
+        .expect("run curl");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, version) = text.split_once(' ').unwrap_or((&text, ""));
+    Ok((code.parse().unwrap_or(0), version.to_string()))
+}
+
+#[test]
+fn gateway_terminates_https_with_the_sds_certificate() {
+    let backend = EchoServer::http_on("backend", "127.0.0.1:0".parse().unwrap());
+    let ws = Workspace::new();
+    let certs = ironmesh_testkit::TempDir::new().unwrap();
+    let (crt1, key1) = cert(certs.path(), "one");
+    let (crt2, key2) = cert(certs.path(), "two");
+    let (ca1, ca2) = (certs.path().join("one.crt"), certs.path().join("two.crt"));
+    ws.write("gateway.yaml", &config(backend.addr.port()));
+    ws.write("secret.yaml", &secret_yaml(&crt1, &key1));
+    let discovery = ws.start_discovery();
+
+    let args: Vec<String> = [
+        "--discovery-address".to_string(),
+        discovery.xds.to_string(),
+        "--bind-port".to_string(),
+        "443=127.0.0.1:0".to_string(),
+    ]
+    .to_vec();
+    let env = [
+        ("POD_NAME", "istio-ingressgateway-tls-1"),
+        ("POD_NAMESPACE", "istio-system"),
+        ("INSTANCE_IP", "127.0.0.31"),
+        ("SERVICE_ACCOUNT", "istio-ingressgateway-service-account"),
+        (
+            "ISTIO_METAJSON_LABELS",
+            r#"{"app":"istio-ingressgateway","istio":"ingressgateway"}"#,
+        ),
+    ];
+    let p = Proxy::spawn(
+        "router",
+        &args,
+        ironmesh_testkit::TempDir::new().unwrap(),
+        &env,
+    );
+    p.wait_ready();
+    let gw = p.addr("0.0.0.0_443");
+
+    // The secret may arrive just after readiness (SDS does not hold it back).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        match curl(gw, HOST, &ca1, &["--http1.1"]) {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no HTTPS within 15s: {e}\n{}\n{}",
+                    p.lines().join("\n"),
+                    discovery.logs()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    assert_eq!(first, (200, "1.1".to_string()), "HTTP/1.1 over TLS");
+    assert_eq!(
+        curl(gw, HOST, &ca1, &["--http2"]).unwrap(),
+        (200, "2".to_string()),
+        "h2 negotiated by ALPN"
+    );
+    // An SNI no server lists matches no filter chain: the handshake fails even without
+    // verification.
+    let wrong = curl(gw, "other.example.test", &ca1, &["-k"]);
+    assert!(wrong.is_err(), "wrong SNI was served: {wrong:?}");
+    // The second certificate is not trusted for the first one's key.
+    assert!(
+        curl(gw, HOST, &ca2, &[]).is_err(),
+        "cert two served before rotation"
+    );
+
+    // Rotation: the Secret changes, the next handshakes use the new certificate.
+    ws.write("secret.yaml", &secret_yaml(&crt2, &key2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while curl(gw, HOST, &ca2, &[]).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "rotated certificate not served within 20s\n{}",
+            p.lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        curl(gw, HOST, &ca1, &[]).is_err(),
+        "old certificate still served"
+    );
+}
