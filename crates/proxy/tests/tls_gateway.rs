@@ -92,15 +92,23 @@ fn secret_yaml(crt: &str, key: &str) -> String {
 /// curl over HTTPS to the gateway with `sni` as the name (resolved to the gateway).
 /// Returns `(status, http_version)`, or Err(stderr) when the request failed.
 fn curl(gw: SocketAddr, sni: &str, ca: &Path, extra: &[&str]) -> Result<(u16, String), String> {
+    curl_body(gw, sni, ca, extra).map(|(s, v, _)| (s, v))
+}
+
+/// As [`curl`], with the response body (the echo backend's JSON).
+fn curl_body(
+    gw: SocketAddr,
+    sni: &str,
+    ca: &Path,
+    extra: &[&str],
+) -> Result<(u16, String, serde_json::Value), String> {
     let out = Command::new("curl")
         .args([
             "-sS",
             "--max-time",
             "5",
-            "-o",
-            "/dev/null",
             "-w",
-            "%{http_code} %{http_version}",
+            "\n%{http_code} %{http_version}",
         ])
         .arg("--cacert")
         .arg(ca)
@@ -114,8 +122,10 @@ fn curl(gw: SocketAddr, sni: &str, ca: &Path, extra: &[&str]) -> Result<(u16, St
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (code, version) = text.split_once(' ').unwrap_or((&text, ""));
-    Ok((code.parse().unwrap_or(0), version.to_string()))
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (code, version) = status.split_once(' ').unwrap_or((status, ""));
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    Ok((code.parse().unwrap_or(0), version.to_string(), json))
 }
 
 #[test]
@@ -173,6 +183,11 @@ fn gateway_terminates_https_with_the_sds_certificate() {
         }
     };
     assert_eq!(first, (200, "1.1".to_string()), "HTTP/1.1 over TLS");
+    let (_, _, echoed) = curl_body(gw, HOST, &ca1, &[]).unwrap();
+    assert_eq!(
+        echoed["headers"]["x-forwarded-proto"], "https",
+        "the backend is told the client used HTTPS: {echoed}"
+    );
     assert_eq!(
         curl(gw, HOST, &ca1, &["--http2"]).unwrap(),
         (200, "2".to_string()),

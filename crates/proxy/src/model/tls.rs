@@ -156,3 +156,6 @@ pub fn compile_secret(name: &str, any: &Any) -> Result<Secret, CompileError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;
