@@ -4,6 +4,8 @@
 //! Kubernetes Secret is the one Envoy serves (checked with curl against that certificate
 //! as the only trusted root). A rotated Secret is served without restarting Envoy.
 
+// Only the process, workspace, Envoy and HTTP helpers are used here.
+#[allow(dead_code)]
 mod support;
 
 use std::net::SocketAddr;
