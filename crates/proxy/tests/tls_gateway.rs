@@ -16,6 +16,10 @@ use support::*;
 const HOST: &str = "httpsserver.example.test";
 
 fn config(backend: u16) -> String {
+    config_with(backend, "SIMPLE")
+}
+
+fn config_with(backend: u16, mode: &str) -> String {
     format!(
         r#"
 apiVersion: networking.istio.io/v1beta1
@@ -26,7 +30,7 @@ spec:
   servers:
   - hosts: ["{HOST}"]
     port: {{name: https-default, number: 443, protocol: HTTPS}}
-    tls: {{mode: SIMPLE, credentialName: example-credential}}
+    tls: {{mode: {mode}, credentialName: example-credential}}
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
@@ -81,12 +85,34 @@ fn cert(dir: &Path, tag: &str) -> (String, String) {
 }
 
 fn secret_yaml(crt: &str, key: &str) -> String {
+    secret_with_ca(crt, key, None)
+}
+
+/// The kubernetes.io/tls Secret, with `ca.crt` (the client CA of a MUTUAL server).
+fn secret_with_ca(crt: &str, key: &str, ca: Option<&str>) -> String {
     let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
-    format!(
+    let mut y = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: example-credential, namespace: istio-system}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
         indent(crt),
         indent(key)
-    )
+    );
+    if let Some(ca) = ca {
+        y.push_str(&format!("  ca.crt: |\n{}", indent(ca)));
+    }
+    y
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// curl over HTTPS to the gateway with `sni` as the name (resolved to the gateway).
@@ -217,5 +243,152 @@ fn gateway_terminates_https_with_the_sds_certificate() {
     assert!(
         curl(gw, HOST, &ca1, &[]).is_err(),
         "old certificate still served"
+    );
+}
+
+fn start_gateway(
+    discovery: &ironmesh_testkit::discovery::Discovery,
+    pod: &str,
+) -> (Proxy, SocketAddr) {
+    let args: Vec<String> = [
+        "--discovery-address".to_string(),
+        discovery.xds.to_string(),
+        "--bind-port".to_string(),
+        "443=127.0.0.1:0".to_string(),
+    ]
+    .to_vec();
+    let env = [
+        ("POD_NAME", pod),
+        ("POD_NAMESPACE", "istio-system"),
+        ("INSTANCE_IP", "127.0.0.32"),
+        ("SERVICE_ACCOUNT", "istio-ingressgateway-service-account"),
+        (
+            "ISTIO_METAJSON_LABELS",
+            r#"{"app":"istio-ingressgateway","istio":"ingressgateway"}"#,
+        ),
+    ];
+    let p = Proxy::spawn(
+        "router",
+        &args,
+        ironmesh_testkit::TempDir::new().unwrap(),
+        &env,
+    );
+    p.wait_ready();
+    let gw = p.addr("0.0.0.0_443");
+    (p, gw)
+}
+
+#[test]
+fn mutual_gateway_requires_a_client_certificate_from_the_secrets_ca() {
+    let backend = EchoServer::http_on("backend", "127.0.0.1:0".parse().unwrap());
+    let ws = Workspace::new();
+    let certs = ironmesh_testkit::TempDir::new().unwrap();
+    let dir = certs.path();
+    let (crt, key) = cert(dir, "server");
+    // A CA, and a client certificate it signs (v3, clientAuth, as webpki requires).
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-sha256",
+            "-nodes",
+            "-days",
+            "2",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            "/CN=ironmesh test client CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            "/CN=client",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "2",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+        dir,
+    );
+    let ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    ws.write("gateway.yaml", &config_with(backend.addr.port(), "MUTUAL"));
+    ws.write("secret.yaml", &secret_with_ca(&crt, &key, Some(&ca)));
+    let discovery = ws.start_discovery();
+    let (p, gw) = start_gateway(&discovery, "istio-ingressgateway-mtls-1");
+
+    let server_ca = dir.join("server.crt");
+    let client = [
+        "--cert",
+        dir.join("client.crt").to_str().unwrap(),
+        "--key",
+        dir.join("client.key").to_str().unwrap(),
+    ]
+    .map(String::from);
+    let client: Vec<&str> = client.iter().map(String::as_str).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match curl(gw, HOST, &server_ca, &client) {
+            Ok((200, _)) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "client with a certificate from the CA not served: {other:?}\n{}",
+                p.lines().join("\n")
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let without = curl(gw, HOST, &server_ca, &[]);
+    assert!(
+        !matches!(without, Ok((200, _))),
+        "a client without a certificate was served: {without:?}"
+    );
+    // A certificate the CA did not sign (the server's own, self-signed) is refused.
+    let server_key = dir.join("server.key");
+    let foreign = [
+        "--cert",
+        server_ca.to_str().unwrap(),
+        "--key",
+        server_key.to_str().unwrap(),
+    ];
+    let other = curl(gw, HOST, &server_ca, &foreign);
+    assert!(
+        !matches!(other, Ok((200, _))),
+        "a client certificate from another CA was served: {other:?}"
     );
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use ironmesh_xds::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
 use ironmesh_xds::pb::envoy::extensions::transport_sockets::tls::v3::{
-    common_tls_context::ValidationContextType, secret, DownstreamTlsContext, Secret as SecretPb,
+    common_tls_context::ValidationContextType, secret, CertificateValidationContext,
+    DownstreamTlsContext, Secret as SecretPb,
 };
 use ironmesh_xds::Any;
 use rustls::pki_types::pem::PemObject;
@@ -54,9 +55,13 @@ pub fn downstream(any: &Any) -> Result<DownstreamTls, String> {
         None => None,
         Some(ValidationContextType::ValidationContextSdsSecretConfig(s)) => Some(s.name),
         Some(ValidationContextType::CombinedValidationContext(c)) => {
+            if let Some(v) = &c.default_validation_context {
+                restrictive_fields(v)?;
+            }
             c.validation_context_sds_secret_config.map(|s| s.name)
         }
         Some(ValidationContextType::ValidationContext(v)) => {
+            restrictive_fields(&v)?;
             if v.trusted_ca.is_some() {
                 return Err("a validation context with file/inline trusted_ca is not supported; use an SDS `-cacert` secret".into());
             }
@@ -77,6 +82,33 @@ pub fn downstream(any: &Any) -> Result<DownstreamTls, String> {
         require_client_certificate,
         ca_secret,
     })
+}
+
+/// Client-certificate restrictions the handshake does not check: accepting the update
+/// would let in clients the Gateway (`subjectAltNames`, `verifyCertificateSpki`,
+/// `verifyCertificateHash`, `caCrl`) means to refuse, so it is NACKed instead.
+fn restrictive_fields(v: &CertificateValidationContext) -> Result<(), String> {
+    let unsupported = [
+        (
+            !v.match_typed_subject_alt_names.is_empty(),
+            "subject alt name matchers (subjectAltNames)",
+        ),
+        (
+            !v.verify_certificate_spki.is_empty(),
+            "verify_certificate_spki (verifyCertificateSpki)",
+        ),
+        (
+            !v.verify_certificate_hash.is_empty(),
+            "verify_certificate_hash (verifyCertificateHash)",
+        ),
+        (v.crl.is_some(), "crl (caCrl)"),
+    ];
+    match unsupported.iter().find(|(set, _)| *set) {
+        Some((_, what)) => Err(format!(
+            "client certificate {what} are not checked by this proxy; remove them from the Gateway server's tls settings"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A compiled SDS secret.

@@ -178,3 +178,26 @@ fn downstream_context_names_its_secrets_and_alpn() {
     let e = downstream(&any(&none)).unwrap_err();
     assert!(e.contains("credentialName"), "{e}");
 }
+
+#[test]
+fn client_certificate_restrictions_it_cannot_check_are_refused() {
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![sds("kubernetes://web")],
+            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(CertificateValidationContext {
+                        verify_certificate_hash: vec!["ab:cd".into()],
+                        ..Default::default()
+                    }),
+                    validation_context_sds_secret_config: Some(sds("kubernetes://web-cacert")),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let e = downstream(&any(&ctx)).unwrap_err();
+    assert!(e.contains("verifyCertificateHash"), "{e}");
+}
