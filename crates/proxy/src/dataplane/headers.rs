@@ -12,6 +12,7 @@ pub const X_B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 pub const B3: HeaderName = HeaderName::from_static("b3");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
 pub const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const UPSTREAM_RQ_TIMEOUT: HeaderName =
     HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");

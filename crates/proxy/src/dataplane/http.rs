@@ -387,6 +387,11 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             h.insert(X_REQUEST_ID, uuid_v4());
         }
         if hcm.use_remote_address {
+            // Envoy (1.33+) treats no address as internal unless `internal_address_config`
+            // says so, so every client is external and named in this header.
+            if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_string()) {
+                h.insert(EXTERNAL_ADDRESS, v);
+            }
             if !hcm.skip_xff_append {
                 let ip = conn.peer.ip().to_string();
                 let v = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
@@ -659,9 +664,16 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(h) {
             ctx.info.peer = Some(Arc::new(peer));
         }
-        h.remove(crate::telemetry::PEER_METADATA_HEADER);
-        h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
-    } else if let Some(ph) = &conn.rt.peer_headers {
+        if hcm.metadata_exchange {
+            h.remove(crate::telemetry::PEER_METADATA_HEADER);
+            h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        }
+    } else if let Some(ph) = conn
+        .rt
+        .peer_headers
+        .as_ref()
+        .filter(|_| hcm.metadata_exchange)
+    {
         for (k, v) in ph {
             h.insert(k.clone(), v.clone());
         }
@@ -793,7 +805,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers, false);
     if inbound {
-        if let Some(ph) = &conn.rt.peer_headers {
+        if let Some(ph) = conn
+            .rt
+            .peer_headers
+            .as_ref()
+            .filter(|_| hcm.metadata_exchange)
+        {
             for (k, v) in ph {
                 parts.headers.insert(k.clone(), v.clone());
             }
@@ -804,10 +821,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
                 ctx.info.peer = Some(Arc::new(peer));
             }
         }
-        parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
-        parts
-            .headers
-            .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        if hcm.metadata_exchange {
+            parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
+            parts
+                .headers
+                .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+        }
     }
     parts
         .headers

@@ -93,6 +93,8 @@ pub struct HttpManager {
     pub websocket: bool,
     pub server_name: http::HeaderValue,
     pub fault_filter: bool,
+    /// `istio.metadata_exchange` is configured: peer metadata headers are exchanged.
+    pub metadata_exchange: bool,
     pub direction: TrafficDirection,
 }
 
@@ -126,6 +128,10 @@ fn cidr(c: &ironmesh_xds::pb::envoy::config::core::v3::CidrRange, what: &str) ->
 
 fn http_manager(h: &HttpConnectionManager, dir: TrafficDirection, what: &str) -> R<HttpManager> {
     let mut fault_filter = false;
+    let metadata_exchange = h
+        .http_filters
+        .iter()
+        .any(|f| f.name == "istio.metadata_exchange");
     for f in &h.http_filters {
         match f.name.as_str() {
             "envoy.filters.http.router" => {}
@@ -189,6 +195,7 @@ fn http_manager(h: &HttpConnectionManager, dir: TrafficDirection, what: &str) ->
         server_name: http::HeaderValue::from_str(server_name)
             .map_err(|_| format!("{what}: invalid server_name"))?,
         fault_filter,
+        metadata_exchange,
         direction: dir,
     })
 }

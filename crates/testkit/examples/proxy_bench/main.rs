@@ -218,6 +218,11 @@ fn main() {
     let o = parse();
     started();
     std::fs::create_dir_all(&o.work).expect("work dir");
+    // nginx's worker drops to an unprivileged user when started as root, and must
+    // still read the 1 KiB file (mktemp -d makes the dir 0700).
+    let mut perms = std::fs::metadata(&o.work).expect("work dir").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&o.work, perms).expect("chmod 755 the work dir");
     let ports = free_ports(6);
     let (backend_port, nginx_port, gateway_port, outbound, inbound) =
         (ports[0], ports[1], ports[2], ports[3], ports[4]);
