@@ -2,7 +2,8 @@
 //! and `MUTUAL` servers). The certificate is looked up in the snapshot at handshake
 //! time, so an SDS rotation takes effect for the next connection without rebinding.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -25,6 +26,24 @@ impl ResolvesServerCert for Fixed {
         Some(self.0.clone())
     }
 }
+
+/// Chain settings a rustls config is built from (secret names, ALPN, client auth).
+type Key = (String, Option<String>, Vec<String>, bool, bool);
+
+struct Cached {
+    cert: Arc<CertifiedKey>,
+    ca: Option<Arc<rustls::RootCertStore>>,
+    cfg: Arc<ServerConfig>,
+}
+
+/// Built configs, reused while their secrets are the same objects: building one per
+/// handshake would cost the client-verifier setup and, worse, lose rustls's session
+/// cache, so no client could resume. A rotated secret is a new `Arc`, which rebuilds.
+static CONFIGS: LazyLock<Mutex<HashMap<Key, Cached>>> = LazyLock::new(Default::default);
+
+/// Distinct chains a process may see before the cache starts over (it only grows with
+/// differently configured chains, not with connections).
+const MAX_CACHED: usize = 1024;
 
 /// The rustls config for one chain from the current secrets; `Err` says which secret
 /// is missing or unusable (logged; the connection is closed, as Envoy fails handshakes
@@ -49,19 +68,65 @@ pub fn server_config(
             ))
         }
     };
+    let ca = match &tls.ca_secret {
+        None => None,
+        Some(name) => match snap.secrets.get(name) {
+            Some(Secret::Ca(roots)) => Some(roots.clone()),
+            _ => {
+                return Err(format!(
+                    "client CA secret {name} has not arrived from discovery (create the Secret with ca.crt, or NAME-cacert)"
+                ))
+            }
+        },
+    };
+    let http = matches!(filter, NetworkFilter::Http(_));
+    let key: Key = (
+        tls.cert_secret.clone(),
+        tls.ca_secret.clone(),
+        tls.alpn.clone(),
+        tls.require_client_certificate,
+        http,
+    );
+    let mut cache = CONFIGS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(c) = cache.get(&key) {
+        let same_ca = match (&c.ca, &ca) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if Arc::ptr_eq(&c.cert, &cert) && same_ca {
+            return Ok(c.cfg.clone());
+        }
+    }
+    let cfg = build(tls, cert.clone(), ca.clone(), http)?;
+    if cache.len() >= MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(
+        key,
+        Cached {
+            cert,
+            ca,
+            cfg: cfg.clone(),
+        },
+    );
+    Ok(cfg)
+}
+
+fn build(
+    tls: &DownstreamTls,
+    cert: Arc<CertifiedKey>,
+    ca: Option<Arc<rustls::RootCertStore>>,
+    http: bool,
+) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let builder = match &tls.ca_secret {
+    let builder = match ca {
         None => builder.with_no_client_auth(),
-        Some(name) => {
-            let Some(Secret::Ca(roots)) = snap.secrets.get(name) else {
-                return Err(format!(
-                    "client CA secret {name} has not arrived from discovery (create the Secret with ca.crt, or NAME-cacert)"
-                ));
-            };
-            let v = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider);
+        Some(roots) => {
+            let v = WebPkiClientVerifier::builder_with_provider(roots, provider);
             let v = if tls.require_client_certificate {
                 v
             } else {
@@ -73,7 +138,7 @@ pub fn server_config(
     let mut cfg = builder.with_cert_resolver(Arc::new(Fixed(cert)));
     cfg.alpn_protocols = if !tls.alpn.is_empty() {
         tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
-    } else if matches!(filter, NetworkFilter::Http(_)) {
+    } else if http {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         Vec::new()
