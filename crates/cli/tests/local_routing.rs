@@ -144,7 +144,6 @@ fn ingress_host_routing_with_rewrite() {
 }
 
 #[test]
-#[ignore = "ironmesh-proxy does not terminate TLS on gateways yet (it logs 'TLS termination is not supported yet')"]
 fn https_gateway_with_a_tls_secret() {
     if require_root("https_gateway_with_a_tls_secret").is_none() {
         return;
@@ -169,7 +168,22 @@ fn https_gateway_with_a_tls_secret() {
     let port = local.rsplit(':').next().unwrap();
     let resolve = format!("httpsserver.zhongmingmao.io:{port}:127.0.0.1");
     let url = format!("https://httpsserver.zhongmingmao.io:{port}/");
-    let (code, body) = curl(&["--resolve", &resolve, "-k", &url]);
+    let mut last = (0, String::new());
+    let served = eventually(Duration::from_secs(20), || {
+        last = curl(&["--resolve", &resolve, "-k", &url]);
+        (last.0 == 200).then_some(())
+    });
+    let (code, body) = last;
+    if served.is_none() {
+        let gw = pod_row("istio-ingressgateway-");
+        let logs = ok(&["logs", &gw[1], "-n", "istio-system"]);
+        let tail: Vec<&str> = logs.lines().rev().take(30).collect();
+        panic!(
+            "HTTPS through the gateway: {code} {body}\npods: {:?}\ngateway log (newest first):\n{}",
+            pods(),
+            tail.join("\n")
+        );
+    }
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("Welcome to nginx!"), "{body}");
     // The certificate is the Secret's.

@@ -2,7 +2,7 @@
 
 use prost::{Message, Name};
 
-use crate::gen::{cds, eds, gateway, grpc, lds, nds, rds};
+use crate::gen::{cds, eds, gateway, grpc, lds, nds, rds, sds};
 use crate::proxy::Proxy;
 use crate::push_context::PushContext;
 
@@ -13,10 +13,12 @@ pub const ENDPOINT_TYPE: &str =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 /// Istio's DNS name table (NDS), for agents that proxy DNS.
 pub const NAME_TABLE_TYPE: &str = ironmesh_xds::nds::TYPE_URL;
+/// Gateway certificates from Kubernetes Secrets (SDS).
+pub const SECRET_TYPE: &str = ironmesh_xds::type_url::SECRET;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenError {
-    #[error("no generator for resource type {0:?}: discovery serves Listener, RouteConfiguration, Cluster and ClusterLoadAssignment (v3) and Istio's NameTable (NDS)")]
+    #[error("no generator for resource type {0:?}: discovery serves Listener, RouteConfiguration, Cluster and ClusterLoadAssignment (v3) Istio's NameTable (NDS) and, to gateways, Secret (SDS)")]
     UnsupportedType(String),
 }
 
@@ -69,6 +71,10 @@ pub fn generate(
             .collect(),
         // One table, named "" as Istio names it.
         NAME_TABLE_TYPE => vec![pack(String::new(), &nds::generate(push, proxy))],
+        SECRET_TYPE => sds::generate(push, proxy)
+            .iter()
+            .map(|s| pack(s.name.clone(), s))
+            .collect(),
         other => return Err(GenError::UnsupportedType(other.to_string())),
     };
     Ok(out)

@@ -23,6 +23,7 @@ mod testutil;
 
 pub use generate::{
     generate, GenError, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE,
+    SECRET_TYPE,
 };
 pub use proxy::{Proxy, ProxyError, ProxyKind};
 pub use push_context::PushContext;

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod rds;
 pub mod route;
 pub mod route_match;
+pub mod sds;
 pub mod tls;
 pub mod util;
 

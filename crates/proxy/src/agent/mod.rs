@@ -254,6 +254,12 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
             if args.sotw {
                 config.protocol = ironmesh_xds::Protocol::Sotw;
             }
+            // Gateway certificates, by the names the listeners' TLS contexts use.
+            config
+                .types
+                .push(ironmesh_xds::client::TypeSubscription::named(
+                    ironmesh_xds::type_url::SECRET,
+                ));
             if dns_tx.is_some() {
                 config.types.push(ironmesh_xds::client::TypeSubscription {
                     type_url: ironmesh_xds::type_url::NAME_TABLE.to_string(),

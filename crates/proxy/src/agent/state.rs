@@ -62,6 +62,7 @@ impl ProxyState {
             type_url::ROUTE => next.routes.len(),
             type_url::CLUSTER => next.clusters.len(),
             type_url::ENDPOINT => next.endpoints.len(),
+            type_url::SECRET => next.secrets.len(),
             _ => 0,
         };
         self.rt.snapshot.store(Arc::new(next));
@@ -112,6 +113,13 @@ impl ProxyState {
                 }
                 out
             }
+            type_url::SECRET => snap
+                .listeners
+                .values()
+                .flat_map(|l| l.chains.iter().chain(l.default_chain.iter()))
+                .filter_map(|c| c.tls.as_ref())
+                .flat_map(|t| t.secret_names().map(str::to_string).collect::<Vec<_>>())
+                .collect(),
             _ => BTreeSet::new(),
         }
     }

@@ -224,13 +224,33 @@ async fn handle_conn(rt: Arc<Runtime>, name: Arc<str>, mut s: TcpStream, peer: S
         tracing::debug!(listener = %target.name, %dst, "no filter chain matched; closing");
         return;
     };
-    if chain.terminates_tls {
-        tracing::warn!(listener = %target.name, chain = %chain.name, "TLS termination is not supported yet; closing the connection");
-        return;
-    }
     let filter = chain.filter.clone();
     let sni = detected.server_name.clone();
     let stream = Rewind::new(prefix, s);
+    if let Some(tls) = chain.tls.clone() {
+        let snap = rt.snapshot.load_full();
+        let Some(stream) = super::tls::accept(&snap, &tls, &filter, stream).await else {
+            return;
+        };
+        drop(snap);
+        let sni = sni.or_else(|| stream.get_ref().1.server_name().map(str::to_string));
+        dispatch(rt, filter, stream, dst, peer, sni).await;
+        return;
+    }
+    dispatch(rt, filter, stream, dst, peer, sni).await;
+}
+
+/// Hands a (possibly TLS-terminated) connection to its chain's network filter.
+async fn dispatch<I>(
+    rt: Arc<Runtime>,
+    filter: NetworkFilter,
+    stream: I,
+    dst: SocketAddr,
+    peer: SocketAddr,
+    sni: Option<String>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     match filter {
         NetworkFilter::Http(hcm) => {
             let conn = Arc::new(http::HttpConn {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod listeners;
 pub mod select;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::HashMap;

@@ -60,9 +60,10 @@ pub struct ChainMatch {
 pub struct FilterChain {
     pub name: Arc<str>,
     pub matcher: ChainMatch,
-    /// A DownstreamTlsContext is configured: TLS termination, not supported yet, so
-    /// connections on this chain are closed (logged).
+    /// A DownstreamTlsContext is configured: the data path terminates TLS first.
     pub terminates_tls: bool,
+    /// The compiled DownstreamTlsContext (set exactly when `terminates_tls`).
+    pub tls: Option<Arc<super::tls::DownstreamTls>>,
     pub filter: NetworkFilter,
 }
 
@@ -272,10 +273,20 @@ fn chain(fc: &lpb::FilterChain, dir: TrafficDirection) -> R<FilterChain> {
             .map(|c| cidr(c, what))
             .collect::<R<_>>()?,
     };
+    let mut tls = None;
     let terminates_tls = match &fc.transport_socket {
         None => false,
         Some(ts) if ts.name == "envoy.transport_sockets.raw_buffer" => false,
-        Some(ts) if ts.name == "envoy.transport_sockets.tls" => true,
+        Some(ts) if ts.name == "envoy.transport_sockets.tls" => {
+            let any = match &ts.config_type {
+                Some(ironmesh_xds::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(a)) => a,
+                None => return Err(format!("{what}: tls transport socket without typed_config")),
+            };
+            tls = Some(Arc::new(
+                super::tls::downstream(any).map_err(|e| format!("{what}: {e}"))?,
+            ));
+            true
+        }
         Some(ts) => {
             return Err(format!(
                 "{what}: transport socket {} is not supported",
@@ -325,6 +336,7 @@ fn chain(fc: &lpb::FilterChain, dir: TrafficDirection) -> R<FilterChain> {
         name: fc.name.as_str().into(),
         matcher,
         terminates_tls,
+        tls,
         filter,
     })
 }

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod listener;
 pub mod route;
 pub mod snapshot;
+pub mod tls;
 
 pub use cluster::{Cluster, ClusterKind, Endpoints, Host, LbPolicy, UpstreamProtocol};
 pub use listener::{ChainMatch, FilterChain, HttpManager, Listener, NetworkFilter, TcpProxy};

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub routes: Arc<HashMap<String, Arc<RouteConfig>>>,
     pub clusters: Arc<HashMap<String, Arc<Cluster>>>,
     pub endpoints: Arc<HashMap<String, Arc<Endpoints>>>,
+    /// SDS secrets (gateway certificates) by resource name.
+    pub secrets: Arc<HashMap<String, super::tls::Secret>>,
     /// Raw accepted resources by type URL.
     pub raw: Arc<BTreeMap<String, RawResources>>,
 }
@@ -93,6 +95,13 @@ impl Snapshot {
                     out.insert(name.clone(), Arc::new(Endpoints::compile(&pb)?));
                 }
                 next.endpoints = Arc::new(out);
+            }
+            type_url::SECRET => {
+                let mut out = HashMap::new();
+                for (name, any) in resources.iter() {
+                    out.insert(name.clone(), super::tls::compile_secret(name, any)?);
+                }
+                next.secrets = Arc::new(out);
             }
             other => {
                 return Err(CompileError::new(

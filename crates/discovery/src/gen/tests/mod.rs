@@ -10,6 +10,7 @@ mod nds_tests;
 mod protos;
 mod rds_tests;
 mod route_tests;
+mod sds_tests;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, Listener};
