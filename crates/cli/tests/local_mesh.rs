@@ -150,6 +150,17 @@ fn httpbin_through_sidecars_and_the_gateway() {
         metric(&httpbin[5], "destination") >= 1.0,
         "reporter=destination on the server"
     );
+    // The server's sidecar learns who called through Istio's metadata exchange headers.
+    let (_, server_stats) = curl(&[&format!("http://{}:15090/stats/prometheus", httpbin[5])]);
+    assert!(
+        server_stats
+            .lines()
+            .any(|l| l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains("source_workload=\"sleep\"")
+                && l.contains("source_workload_namespace=\"istio-demo\"")),
+        "reporter=destination names the calling workload:\n{server_stats}"
+    );
 
     // The ingress gateway, forwarded to 127.0.0.1.
     let gw = gateway_url();

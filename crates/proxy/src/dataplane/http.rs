@@ -191,6 +191,14 @@ impl Ctx {
     }
 }
 
+/// Istio's sidecars always exchange peer metadata (the `istio.metadata_exchange` filter
+/// is in every sidecar HCM Istio generates). ironmesh-discovery leaves that filter out,
+/// because upstream Envoy does not know it, so a sidecar exchanges regardless; a
+/// gateway only when its HCM asks for it, as Envoy would.
+fn exchanges_metadata(conn: &HttpConn, hcm: &HttpManager) -> bool {
+    hcm.metadata_exchange || conn.rt.options.sidecar
+}
+
 fn authority_of(req: &Request<Incoming>) -> String {
     if let Some(a) = req.uri().authority() {
         return a.as_str().to_string();
@@ -664,7 +672,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(h) {
             ctx.info.peer = Some(Arc::new(peer));
         }
-        if hcm.metadata_exchange {
+        if exchanges_metadata(&conn, &hcm) {
             h.remove(crate::telemetry::PEER_METADATA_HEADER);
             h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
         }
@@ -672,7 +680,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         .rt
         .peer_headers
         .as_ref()
-        .filter(|_| hcm.metadata_exchange)
+        .filter(|_| exchanges_metadata(&conn, &hcm))
     {
         for (k, v) in ph {
             h.insert(k.clone(), v.clone());
@@ -809,7 +817,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
             .rt
             .peer_headers
             .as_ref()
-            .filter(|_| hcm.metadata_exchange)
+            .filter(|_| exchanges_metadata(&conn, &hcm))
         {
             for (k, v) in ph {
                 parts.headers.insert(k.clone(), v.clone());
