@@ -29,7 +29,7 @@ pub struct ProxyArgs {
     /// DNS domain of the node id (default `<POD_NAMESPACE>.svc.cluster.local`).
     #[arg(long)]
     pub domain: Option<String>,
-    /// Worker threads of the data plane.
+    /// Worker threads of the data plane (0: one per core), as Envoy's --concurrency.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
     /// Envoy-style admin API.
@@ -119,8 +119,10 @@ pub fn run(args: ProxyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The control runtime: xDS, admin, agent ports, accepting. Requests run on the
+    // `--concurrency` data-path workers (dataplane::workers).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.concurrency.max(1))
+        .worker_threads(1)
         .enable_all()
         .build()
     {
@@ -164,7 +166,11 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
         .unwrap_or_else(|| identity.peer_metadata());
     let peer_headers = local.to_headers(&node.id);
     let telemetry = Arc::new(Telemetry::new(local));
-    let rt = Runtime::new(telemetry, options, Some(peer_headers));
+    let workers = crate::dataplane::workers::Workers::start(
+        crate::dataplane::workers::worker_count(args.concurrency),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the worker threads: {e}"))?;
+    let rt = Runtime::new(telemetry, options, Some(peer_headers), Some(workers));
     let state = ProxyState::new(rt.clone());
 
     let agent = AgentConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;

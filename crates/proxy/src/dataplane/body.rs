@@ -70,10 +70,17 @@ pub trait Finish: Send + 'static {
     fn finish(self: Box<Self>, bytes_sent: u64, complete: bool, trailers: Option<&http::HeaderMap>);
 }
 
+// Boxing the inline body would cost an allocation per request; the response future
+// holds the body either way.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Full(Option<Bytes>),
     Upstream(Incoming),
+    Inline(super::h1client::H1Body),
 }
+
+/// A response body's error: the upstream's connection failed mid-body.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The response body sent downstream.
 pub struct RespBody {
@@ -108,6 +115,14 @@ impl RespBody {
         }
     }
 
+    pub fn inline(b: super::h1client::H1Body) -> Self {
+        RespBody {
+            inner: Inner::Inline(b),
+            sent: 0,
+            finish: None,
+        }
+    }
+
     pub fn on_finish(&mut self, f: Box<dyn Finish>) {
         self.finish = Some(f);
     }
@@ -121,16 +136,17 @@ impl RespBody {
 
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        let r = match &mut this.inner {
+        let r: Poll<Option<Result<Frame<Bytes>, BodyError>>> = match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(i) => Pin::new(i).poll_frame(cx),
+            Inner::Upstream(i) => Pin::new(i).poll_frame(cx).map_err(Into::into),
+            Inner::Inline(i) => Pin::new(i).poll_frame(cx).map_err(Into::into),
         };
         match &r {
             Poll::Ready(Some(Ok(f))) => {
@@ -153,6 +169,7 @@ impl Body for RespBody {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Upstream(i) => i.is_end_stream(),
+            Inner::Inline(i) => i.is_end_stream(),
         }
     }
 
@@ -161,6 +178,7 @@ impl Body for RespBody {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
             Inner::Upstream(i) => i.size_hint(),
+            Inner::Inline(i) => i.size_hint(),
         }
     }
 }

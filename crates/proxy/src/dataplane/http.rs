@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::Rng;
@@ -36,6 +37,33 @@ pub struct HttpConn {
     pub dst: SocketAddr,
     pub peer: SocketAddr,
     pub sni: Option<String>,
+    /// `x-envoy-external-address` and the `x-forwarded-for` element for `peer`,
+    /// formatted once per connection rather than per request.
+    peer_ip: HeaderValue,
+    xff_ip: HeaderValue,
+}
+
+impl HttpConn {
+    pub fn new(
+        rt: Arc<Runtime>,
+        hcm: Arc<HttpManager>,
+        dst: SocketAddr,
+        peer: SocketAddr,
+        sni: Option<String>,
+    ) -> HttpConn {
+        let value = |ip: std::net::IpAddr| {
+            HeaderValue::from_str(&ip.to_string()).expect("an IP address is a header value")
+        };
+        HttpConn {
+            peer_ip: value(peer.ip()),
+            xff_ip: value(super::headers::xff_address(peer.ip())),
+            rt,
+            hcm,
+            dst,
+            peer,
+            sni,
+        }
+    }
 }
 
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `io` until the client closes.
@@ -43,19 +71,23 @@ pub async fn serve<I>(conn: Arc<HttpConn>, io: I)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut drain = conn.rt.drain_signal();
+    let drain = super::Drained::new(conn.rt.clone());
     let svc = hyper::service::service_fn(move |req| handle(conn.clone(), req));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
+        // Envoy has no request-header timeout by default (`request_headers_timeout: 0`),
+        // and hyper's 30 s one would arm a timer for every request.
+        .header_read_timeout(None)
         .keep_alive(true);
     builder.http2().timer(hyper_util::rt::TokioTimer::new());
     let c = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(c);
     tokio::select! {
+        biased;
         _ = c.as_mut() => {}
-        _ = super::wait_true(&mut drain) => {
+        _ = drain => {
             // Let in-flight requests finish; idle keep-alive connections close now.
             c.as_mut().graceful_shutdown();
             let _ = c.await;
@@ -223,7 +255,20 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
             })
 }
 
+fn is_hop_by_hop(name: &header::HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::UPGRADE
+        || name == header::TRANSFER_ENCODING
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    // One scan of the (few) names instead of six hashed removals: most messages carry
+    // none of these, or only `connection`.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if !keep_upgrade {
         if let Some(conn) = h
             .get(header::CONNECTION)
@@ -377,22 +422,25 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     // Request headers the proxy always sets, before routing (they are matchable).
     {
         let h = req.headers_mut();
-        if !h.contains_key(&X_REQUEST_ID) && hcm.generate_request_id {
-            h.insert(X_REQUEST_ID, uuid_v4());
+        if hcm.generate_request_id {
+            h.entry(X_REQUEST_ID).or_insert_with(uuid_v4);
         }
         if hcm.use_remote_address {
             // Envoy (1.33+) treats no address as internal unless `internal_address_config`
             // says so, so every client is external and named in this header.
-            if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_string()) {
-                h.insert(EXTERNAL_ADDRESS, v);
-            }
+            h.insert(EXTERNAL_ADDRESS, conn.peer_ip.clone());
             if !hcm.skip_xff_append {
-                let ip = super::headers::xff_address(conn.peer.ip()).to_string();
-                let v = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
-                    Some(old) => format!("{old},{ip}"),
-                    None => ip,
+                let v = match h.get(&XFF).map(HeaderValue::as_bytes) {
+                    Some(old) => {
+                        let mut v = Vec::with_capacity(old.len() + 1 + conn.xff_ip.len());
+                        v.extend_from_slice(old);
+                        v.push(b',');
+                        v.extend_from_slice(conn.xff_ip.as_bytes());
+                        HeaderValue::from_bytes(&v).ok()
+                    }
+                    None => Some(conn.xff_ip.clone()),
                 };
-                if let Ok(v) = HeaderValue::from_str(&v) {
+                if let Some(v) = v {
                     h.insert(XFF, v);
                 }
             }
@@ -669,8 +717,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     propagate_trace(h, false);
     let inbound = ctx.info.direction == Direction::Inbound;
     if inbound {
-        if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(h) {
-            ctx.info.peer = Some(Arc::new(peer));
+        if let Some(peer) = conn.rt.telemetry.peer_from_headers(h) {
+            ctx.info.peer = Some(peer);
         }
         if exchanges_metadata(&conn, &hcm) {
             h.remove(crate::telemetry::PEER_METADATA_HEADER);
@@ -689,25 +737,6 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     let authority = new_authority.unwrap_or(authority);
     ctx.info.request_headers = crate::telemetry::request_headers_for(&hcm.access_logs, h);
     let path = new_path.unwrap_or(pq);
-    if h2 {
-        h.remove(header::HOST);
-        parts.uri = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(path.as_str())
-            .build()
-            .unwrap_or_default();
-        parts.version = Version::HTTP_2;
-    } else {
-        if let Ok(v) = HeaderValue::from_str(&authority) {
-            h.insert(header::HOST, v);
-        }
-        parts.uri = Uri::try_from(path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
-        parts.version = Version::HTTP_11;
-    }
-    let up_req = Request::from_parts(parts, ReqBody::new(body, received.clone()));
-    let is_head = up_req.method() == Method::HEAD;
-
     let key = PoolKey {
         addr,
         h2,
@@ -715,43 +744,44 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     };
     ctx.info.attempt_count = Some(1);
     let upstream_start = Instant::now();
-    let send = async {
-        let mut up_req = up_req;
-        // A pooled connection the upstream closed meanwhile fails before the request is
-        // written; hyper hands the request back and it goes out on another connection.
-        for attempt in 0..3 {
-            let sender = conn
-                .rt
-                .pools
-                .checkout(key, cluster.connect_timeout)
-                .await
-                .map_err(SendError::Connect)?;
-            let err = match sender {
-                Sender::H1(mut s, pool, local) => match s.try_send_request(up_req).await {
-                    Ok(r) => return Ok((r, Some((s, pool, local)), local)),
-                    Err(e) => e,
-                },
-                Sender::H2(mut s, local) => match s.try_send_request(up_req).await {
-                    Ok(r) => return Ok((r, None, local)),
-                    Err(e) => e,
-                },
-            };
-            let mut err = err;
-            match err.take_message() {
-                Some(req) if attempt < 2 => up_req = req,
-                _ => return Err(SendError::Reset(err.into_error())),
-            }
+    // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
+    // through hyper's (see `h1client`).
+    let inline = !h2 && !upgrade && body.is_end_stream();
+    let result = if inline {
+        if let Ok(v) = HeaderValue::from_str(&authority) {
+            h.insert(header::HOST, v);
         }
-        unreachable!("the loop returns on its last attempt")
+        let head = super::h1client::encode_head(&parts.method, &path, h);
+        let is_head = parts.method == Method::HEAD;
+        let idempotent = matches!(
+            parts.method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
+        let send = super::h1client::send(key, cluster.connect_timeout, &head, is_head, idempotent);
+        let sent = match timeout {
+            Some(t) => tokio::time::timeout(t, send)
+                .await
+                .unwrap_or(Err(super::h1client::SendError::Timeout)),
+            None => send.await,
+        };
+        sent.map(|a| (a.response.map(RespBody::inline), None, a.local, None))
+            .map_err(|e| match e {
+                super::h1client::SendError::Connect(e) => SendError::Connect(e),
+                super::h1client::SendError::Reset(e) => SendError::Reset(e),
+                super::h1client::SendError::Timeout => SendError::Timeout,
+            })
+    } else {
+        send_hyper(
+            &mut parts, body, h2, &authority, &path, &received, key, &cluster, timeout,
+        )
+        .await
     };
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, send).await {
-            Ok(r) => r,
-            Err(_) => Err(SendError::Timeout),
-        },
-        None => send.await,
-    };
-    let (mut resp, h1, up_local) = match result {
+    let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
         Err(SendError::Connect(e)) => {
             ctx.info.upstream_transport_failure_reason = Some(e.reason());
@@ -791,8 +821,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     ctx.info.response_code_details = Some("via_upstream".into());
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(down) = down_upgrade {
-            let up = hyper::upgrade::on(&mut resp);
+        if let (Some(down), Some(up)) = (down_upgrade, on_upgrade) {
             tokio::spawn(async move {
                 if let (Ok(d), Ok(u)) = (down.await, up.await) {
                     let mut d = TokioIo::new(d);
@@ -825,8 +854,8 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         }
     } else {
         if ctx.info.peer.is_none() {
-            if let Some(peer) = crate::telemetry::PeerMetadata::from_headers(&parts.headers) {
-                ctx.info.peer = Some(Arc::new(peer));
+            if let Some(peer) = conn.rt.telemetry.peer_from_headers(&parts.headers) {
+                ctx.info.peer = Some(peer);
             }
         }
         if hcm.metadata_exchange {
@@ -847,13 +876,93 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     for ops in &ctx.resp_ops {
         ops.apply(&mut parts.headers);
     }
-    let _ = is_head;
-    let resp = Response::from_parts(parts, RespBody::upstream(body));
+    let resp = Response::from_parts(parts, body);
     ctx.finish(resp, h1, active)
 }
 
 enum SendError {
     Connect(ConnectError),
-    Reset(hyper::Error),
+    Reset(String),
     Timeout,
+}
+
+/// What an upstream exchange yields: the response, the HTTP/1.1 connection to pool
+/// when it ends (hyper's client), the local address, and the upgrade for a 101.
+type Sent = (
+    Response<RespBody>,
+    Option<H1Return>,
+    SocketAddr,
+    Option<hyper::upgrade::OnUpgrade>,
+);
+
+/// Sends through hyper's client: HTTP/2, upgrades and requests with a body.
+#[allow(clippy::too_many_arguments)]
+async fn send_hyper(
+    parts: &mut http::request::Parts,
+    body: Incoming,
+    h2: bool,
+    authority: &str,
+    path: &str,
+    received: &Arc<AtomicU64>,
+    key: PoolKey,
+    cluster: &crate::model::Cluster,
+    timeout: Option<Duration>,
+) -> Result<Sent, SendError> {
+    let mut req_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
+    let h = &mut req_parts.headers;
+    if h2 {
+        h.remove(header::HOST);
+        req_parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .unwrap_or_default();
+        req_parts.version = Version::HTTP_2;
+    } else {
+        if let Ok(v) = HeaderValue::from_str(authority) {
+            h.insert(header::HOST, v);
+        }
+        req_parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+        req_parts.version = Version::HTTP_11;
+    }
+    let up_req = Request::from_parts(req_parts, ReqBody::new(body, received.clone()));
+    let pools = super::upstream::pools();
+    let send = async {
+        let mut up_req = up_req;
+        // A pooled connection the upstream closed meanwhile fails before the request is
+        // written; hyper hands the request back and it goes out on another connection.
+        for attempt in 0..3 {
+            let sender = pools
+                .checkout(key, cluster.connect_timeout)
+                .await
+                .map_err(SendError::Connect)?;
+            let err = match sender {
+                Sender::H1(mut s, pool, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, Some((s, pool, local)), local)),
+                    Err(e) => e,
+                },
+                Sender::H2(mut s, local) => match s.try_send_request(up_req).await {
+                    Ok(r) => return Ok((r, None, local)),
+                    Err(e) => e,
+                },
+            };
+            let mut err = err;
+            match err.take_message() {
+                Some(req) if attempt < 2 => up_req = req,
+                _ => return Err(SendError::Reset(err.into_error().to_string())),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    };
+    let (mut resp, h1, local) = match timeout {
+        Some(t) => match tokio::time::timeout(t, send).await {
+            Ok(r) => r?,
+            Err(_) => return Err(SendError::Timeout),
+        },
+        None => send.await?,
+    };
+    let on_upgrade =
+        (resp.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut resp));
+    Ok((resp.map(RespBody::upstream), h1, local, on_upgrade))
 }

@@ -161,7 +161,7 @@ async fn accept_loop(
             r = tl.accept() => match r {
                 Ok((s, peer)) => {
                     let _ = s.set_nodelay(true);
-                    tokio::spawn(handle_conn(rt.clone(), name.clone(), s, peer));
+                    hand_off(&rt, name.clone(), s, peer);
                 }
                 Err(e) => {
                     tracing::warn!(listener = %name, error = %e, "accept failed");
@@ -170,6 +170,29 @@ async fn accept_loop(
             },
             _ = super::wait_true(&mut stop) => return,
         }
+    }
+}
+
+/// Runs an accepted connection on the next worker (re-registered with that worker's
+/// reactor, so its readiness events wake it there), or here without workers.
+fn hand_off(rt: &Arc<Runtime>, name: Arc<str>, s: TcpStream, peer: SocketAddr) {
+    let Some(workers) = &rt.workers else {
+        tokio::spawn(handle_conn(rt.clone(), name, s, peer));
+        return;
+    };
+    match s.into_std() {
+        Ok(s) => {
+            let rt = rt.clone();
+            workers.spawn(async move {
+                match TcpStream::from_std(s) {
+                    Ok(s) => handle_conn(rt, name, s, peer).await,
+                    Err(e) => {
+                        tracing::warn!(listener = %name, error = %e, "cannot hand off connection")
+                    }
+                }
+            });
+        }
+        Err(e) => tracing::warn!(listener = %name, error = %e, "cannot hand off connection"),
     }
 }
 
@@ -253,13 +276,7 @@ async fn dispatch<I>(
 {
     match filter {
         NetworkFilter::Http(hcm) => {
-            let conn = Arc::new(http::HttpConn {
-                rt: rt.clone(),
-                hcm,
-                dst,
-                peer,
-                sni,
-            });
+            let conn = Arc::new(http::HttpConn::new(rt.clone(), hcm, dst, peer, sni));
             http::serve(conn, stream).await;
         }
         NetworkFilter::Tcp(tp) => tcp::proxy(rt.clone(), tp, stream, dst, peer, sni).await,

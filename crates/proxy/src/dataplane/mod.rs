@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod detect;
+pub mod h1client;
 pub mod headers;
 pub mod http;
 pub mod listeners;
@@ -13,6 +14,7 @@ pub mod select;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,7 +60,8 @@ impl Default for Options {
 pub struct Runtime {
     pub snapshot: ArcSwap<Snapshot>,
     pub telemetry: Arc<Telemetry>,
-    pub pools: upstream::Pools,
+    /// Where accepted connections run; `None` runs them on the caller's runtime.
+    pub workers: Option<workers::Workers>,
     pub options: Options,
     /// Set on SIGTERM / drain: listeners stop accepting, HTTP/1 responses say `connection: close`.
     pub draining: AtomicBool,
@@ -74,12 +77,13 @@ impl Runtime {
         telemetry: Arc<Telemetry>,
         options: Options,
         peer_headers: Option<[(::http::HeaderName, ::http::HeaderValue); 2]>,
+        workers: Option<workers::Workers>,
     ) -> Arc<Runtime> {
         let (drain_tx, _) = watch::channel(false);
         Arc::new(Runtime {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             telemetry,
-            pools: upstream::Pools::default(),
+            workers,
             options,
             draining: AtomicBool::new(false),
             drain_tx,
@@ -116,6 +120,54 @@ impl ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0.active_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when the runtime starts draining. It is polled with its connection on
+/// every wake-up, so after registering with the drain signal it answers from the
+/// `draining` flag alone while the task's waker stays the same (a watch receiver
+/// re-locks its waiter list on each poll).
+pub struct Drained {
+    rt: Arc<Runtime>,
+    signal: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    registered: Option<std::task::Waker>,
+}
+
+impl Drained {
+    pub fn new(rt: Arc<Runtime>) -> Drained {
+        let mut rx = rt.drain_signal();
+        Drained {
+            rt,
+            signal: Box::pin(async move { wait_true(&mut rx).await }),
+            registered: None,
+        }
+    }
+}
+
+impl std::future::Future for Drained {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // `start_drain` sets the flag before it signals, so a wake-up for the drain
+        // always finds it set.
+        if self.rt.is_draining() {
+            return std::task::Poll::Ready(());
+        }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return std::task::Poll::Pending;
+        }
+        let r = self.signal.as_mut().poll(cx);
+        if r.is_pending() {
+            self.registered = Some(cx.waker().clone());
+        }
+        r
     }
 }
 

@@ -94,7 +94,17 @@ impl HostPool {
     }
 }
 
-/// Every upstream pool of the process.
+thread_local! {
+    static POOLS: Arc<Pools> = Arc::new(Pools::default());
+}
+
+/// This thread's upstream pools. Each worker keeps its own, so a pooled connection's
+/// driver task and the requests sent on it run on the same thread.
+pub fn pools() -> Arc<Pools> {
+    POOLS.with(Arc::clone)
+}
+
+/// Upstream pools by host (one set per worker thread, see [`pools`]).
 #[derive(Default)]
 pub struct Pools {
     pools: RwLock<HashMap<PoolKey, Arc<HostPool>>>,
@@ -132,17 +142,9 @@ impl Pools {
                     return Ok(Sender::H2(s, local));
                 }
             }
-            let stream = connect(key.addr, key.bind, connect_timeout).await?;
-            let local = stream.local_addr().map_err(ConnectError::Io)?;
-            let (s, conn) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .keep_alive_interval(None)
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(ConnectError::Handshake)?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            // Boxed: connecting is rare, and inline its state would make every
+            // request's future (moved on each poll) larger.
+            let (s, local) = Box::pin(connect_h2(key, connect_timeout)).await?;
             *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some((s.clone(), local));
             return Ok(Sender::H2(s, local));
         }
@@ -160,15 +162,41 @@ impl Pools {
                 return Ok(Sender::H1(s, pool, local));
             }
         }
-        let stream = connect(key.addr, key.bind, connect_timeout).await?;
-        let local = stream.local_addr().map_err(ConnectError::Io)?;
-        let (s, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(ConnectError::Handshake)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
+        let (s, local) = Box::pin(connect_h1(key, connect_timeout)).await?;
         Ok(Sender::H1(s, pool, local))
     }
+}
+
+async fn connect_h1(
+    key: PoolKey,
+    connect_timeout: Duration,
+) -> Result<(http1::SendRequest<ReqBody>, SocketAddr), ConnectError> {
+    let stream = connect(key.addr, key.bind, connect_timeout).await?;
+    let local = stream.local_addr().map_err(ConnectError::Io)?;
+    let (s, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok((s, local))
+}
+
+async fn connect_h2(
+    key: PoolKey,
+    connect_timeout: Duration,
+) -> Result<(http2::SendRequest<ReqBody>, SocketAddr), ConnectError> {
+    let stream = connect(key.addr, key.bind, connect_timeout).await?;
+    let local = stream.local_addr().map_err(ConnectError::Io)?;
+    let (s, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(None)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((s, local))
 }

@@ -6,7 +6,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+// Seeded per process; hashing the label key is on every request's path, where SipHash
+// showed in profiles.
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
@@ -213,7 +217,7 @@ struct Table<S> {
 impl<S> Table<S> {
     fn new(max: usize) -> Self {
         Self {
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             maps: RwLock::default(),
             overflow: AtomicU64::new(0),
             max,
