@@ -108,3 +108,26 @@ fn unsupported_config_is_rejected_with_the_reason() {
         "{err}"
     );
 }
+
+/// The proxy re-executes itself once with mimalloc's memory-returning settings (same
+/// PID); a user's own value is kept.
+#[test]
+fn runs_with_the_allocator_settings_in_its_environment() {
+    let echo = EchoServer::http("e");
+    let p = Proxy::with_config(
+        "router",
+        &simple(&echo),
+        &["--bind-port", "8080=127.0.0.1:0"],
+    );
+    p.wait_ready();
+    let environ = std::fs::read(format!("/proc/{}/environ", p.child.id())).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    for want in ["MIMALLOC_PURGE_DELAY=0", "MIMALLOC_ARENA_EAGER_COMMIT=0"] {
+        assert!(vars.iter().any(|v| v == want), "{want} missing: {vars:?}");
+    }
+    // Still serving after the re-exec.
+    assert_eq!(get(p.addr("0.0.0.0_8080"), "h", "/", &[]).status, 200);
+}

@@ -42,7 +42,8 @@ pub struct Conn {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<PoolKey, Vec<Conn>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<PoolKey, Vec<Conn>, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 fn take_idle(key: PoolKey) -> Option<Conn> {
@@ -116,7 +117,8 @@ pub async fn send(
             Err(Failure::Other(e)) => return Err(SendError::Reset(e)),
         }
     }
-    let io = connect(key.addr, key.bind, connect_timeout)
+    // Boxed: connecting is rare, and its state would grow every request's future.
+    let io = Box::pin(connect(key.addr, key.bind, connect_timeout))
         .await
         .map_err(SendError::Connect)?;
     let local = io

@@ -264,28 +264,39 @@ fn is_hop_by_hop(name: &header::HeaderName) -> bool {
 }
 
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // One scan of the (few) names instead of six hashed removals: most messages carry
-    // none of these, or only `connection`.
-    if !h.keys().any(is_hop_by_hop) {
+    // One scan of the (few) names, then removals only of what is there: most messages
+    // carry none of these, or only `connection`.
+    let (mut connection, mut others) = (false, false);
+    for name in h.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if is_hop_by_hop(name) {
+            others = true;
+        }
+    }
+    if connection && !keep_upgrade {
+        let named: Vec<String> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| {
+                !n.is_empty()
+                    && !n.eq_ignore_ascii_case("close")
+                    && !n.eq_ignore_ascii_case("keep-alive")
+            })
+            .map(str::to_string)
+            .collect();
+        for name in named {
+            h.remove(name.as_str());
+        }
+        h.remove(header::CONNECTION);
+    }
+    if !others {
         return;
     }
     if !keep_upgrade {
-        if let Some(conn) = h
-            .get(header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-        {
-            for name in conn.split(',') {
-                let name = name.trim();
-                if !name.is_empty()
-                    && !name.eq_ignore_ascii_case("close")
-                    && !name.eq_ignore_ascii_case("keep-alive")
-                {
-                    h.remove(name);
-                }
-            }
-        }
-        h.remove(header::CONNECTION);
         h.remove(header::UPGRADE);
     }
     h.remove(KEEP_ALIVE);
@@ -776,9 +787,11 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
                 super::h1client::SendError::Timeout => SendError::Timeout,
             })
     } else {
-        send_hyper(
+        // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
+        // part of every request's future, which is moved whole on creation.
+        Box::pin(send_hyper(
             &mut parts, body, h2, &authority, &path, &received, key, &cluster, timeout,
-        )
+        ))
         .await
     };
     let (resp, h1, up_local, on_upgrade) = match result {
