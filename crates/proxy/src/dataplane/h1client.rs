@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -209,16 +210,14 @@ fn poll_read_more(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(io.poll_read_ready(cx))?;
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(8 * 1024);
-        }
-        match io.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            r => return Poll::Ready(r),
-        }
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(8 * 1024);
     }
+    // Through `AsyncRead` rather than `try_read_buf`: tokio clears the readiness after
+    // a short read, so the next exchange on this connection does not begin with a
+    // `recv` that can only say EAGAIN (one wasted syscall per request otherwise).
+    let read = tokio::io::AsyncReadExt::read_buf(io, buf);
+    std::pin::pin!(read).poll(cx)
 }
 
 /// Encodes an origin-form HTTP/1.1 request head.
