@@ -150,14 +150,13 @@ async fn exchange(mut c: Conn, head: &[u8], is_head: bool) -> Result<Answer, Fai
         .map_err(|e| Failure::BeforeAnswer(e.to_string()))?;
     loop {
         if !c.buf.is_empty() {
-            match parse_head(&c.buf).map_err(Failure::Other)? {
+            match parse_head(&mut c.buf).map_err(Failure::Other)? {
                 Parsed::Partial => {}
                 Parsed::Informational(n) => {
                     c.buf.advance(n);
                     continue;
                 }
-                Parsed::Complete(n, mut response) => {
-                    c.buf.advance(n);
+                Parsed::Complete(mut response) => {
                     let framing = framing(&response, is_head).map_err(Failure::Other)?;
                     let reusable = response.version() == Version::HTTP_11
                         && !has_token(response.headers(), header::CONNECTION, "close")
@@ -241,10 +240,13 @@ enum Parsed {
     Partial,
     /// A 1xx head other than 101, `n` bytes long, to skip.
     Informational(usize),
-    Complete(usize, Response<()>),
+    /// A final head, already taken out of the buffer.
+    Complete(Response<()>),
 }
 
-fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
+/// Parses a response head at the start of `buf`. A complete final head is taken out of
+/// `buf`; its header values point into it (shared `Bytes`) rather than being copied.
+fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut r = httparse::Response::new(&mut headers);
     let n = match r.parse(buf) {
@@ -260,23 +262,43 @@ fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
         }
         return Ok(Parsed::Informational(n));
     }
-    let mut map = HeaderMap::with_capacity(r.headers.len());
-    for h in r.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", h.name))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| format!("invalid value of header {:?}", h.name))?;
-        map.append(name, value);
-    }
-    let mut resp = Response::new(());
-    *resp.status_mut() = status;
-    *resp.version_mut() = if r.version == Some(0) {
+    let version = if r.version == Some(0) {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
+    // Where each name and value sit in the buffer, to slice them out of it once the
+    // head is split off.
+    let base = buf.as_ptr() as usize;
+    let count = r.headers.len();
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    for (span, h) in spans.iter_mut().zip(r.headers.iter()) {
+        *span = (
+            h.name.as_ptr() as usize - base,
+            h.name.len(),
+            h.value.as_ptr() as usize - base,
+            h.value.len(),
+        );
+    }
+    let head = buf.split_to(n).freeze();
+    let mut map = HeaderMap::with_capacity(count);
+    for &(ns, nl, vs, vl) in &spans[..count] {
+        let raw_name = &head[ns..ns + nl];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(raw_name)
+            )
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
+            .map_err(|_| format!("invalid value of header {name}"))?;
+        map.append(name, value);
+    }
+    let mut resp = Response::new(());
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
     *resp.headers_mut() = map;
-    Ok(Parsed::Complete(n, resp))
+    Ok(Parsed::Complete(resp))
 }
 
 fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
