@@ -170,7 +170,7 @@ async fn run_async(args: ProxyArgs, log: Option<crate::admin::LogControl>) -> an
         crate::dataplane::workers::worker_count(args.concurrency),
     )
     .map_err(|e| anyhow::anyhow!("cannot start the worker threads: {e}"))?;
-    let rt = Runtime::new(telemetry, options, Some(peer_headers), Some(workers));
+    let rt = Runtime::new(telemetry, options, Some(peer_headers), workers);
     let state = ProxyState::new(rt.clone());
 
     let agent = AgentConfig::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -26,7 +26,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::upstream::{connect, ConnectError, PoolKey};
+use super::upstream::{connect, ConnectError, PoolKey, SendError};
 
 /// Largest response head accepted (Envoy's default `max_request_headers_kb` is 60).
 const MAX_HEAD: usize = 64 * 1024;
@@ -74,16 +74,6 @@ impl Conn {
             ),
         }
     }
-}
-
-/// Why a request failed before a response head arrived.
-#[derive(Debug)]
-pub enum SendError {
-    Connect(ConnectError),
-    /// The connection closed or failed after the request was (possibly) sent.
-    Reset(String),
-    /// The route timeout (set by the caller, never by [`send`]).
-    Timeout,
 }
 
 /// The upstream's answer: head, body, and the local address the request left from.

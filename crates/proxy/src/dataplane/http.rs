@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Finish, ReqBody, RespBody};
 use super::headers::*;
-use super::upstream::{ConnectError, HostPool, PoolKey, Sender};
+use super::upstream::{ConnectError, HostPool, PoolKey, SendError, Sender};
 use super::Runtime;
 use crate::lb::{self, ActiveGuard};
 use crate::model::listener::{RouteSource, TrafficDirection};
@@ -758,10 +758,12 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
     // through hyper's (see `h1client`).
     let inline = !h2 && !upgrade && body.is_end_stream();
-    let result = if inline {
+    if !h2 {
         if let Ok(v) = HeaderValue::from_str(&authority) {
             h.insert(header::HOST, v);
         }
+    }
+    let result = if inline {
         let head = super::h1client::encode_head(&parts.method, &path, h);
         let is_head = parts.method == Method::HEAD;
         let idempotent = matches!(
@@ -777,20 +779,15 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         let sent = match timeout {
             Some(t) => tokio::time::timeout(t, send)
                 .await
-                .unwrap_or(Err(super::h1client::SendError::Timeout)),
+                .unwrap_or(Err(SendError::Timeout)),
             None => send.await,
         };
         sent.map(|a| (a.response.map(RespBody::inline), None, a.local, None))
-            .map_err(|e| match e {
-                super::h1client::SendError::Connect(e) => SendError::Connect(e),
-                super::h1client::SendError::Reset(e) => SendError::Reset(e),
-                super::h1client::SendError::Timeout => SendError::Timeout,
-            })
     } else {
         // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
         // part of every request's future, which is moved whole on creation.
         Box::pin(send_hyper(
-            &mut parts, body, h2, &authority, &path, &received, key, &cluster, timeout,
+            parts, body, h2, &authority, &path, &received, key, &cluster, timeout,
         ))
         .await
     };
@@ -893,12 +890,6 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     ctx.finish(resp, h1, active)
 }
 
-enum SendError {
-    Connect(ConnectError),
-    Reset(String),
-    Timeout,
-}
-
 /// What an upstream exchange yields: the response, the HTTP/1.1 connection to pool
 /// when it ends (hyper's client), the local address, and the upgrade for a 101.
 type Sent = (
@@ -911,7 +902,7 @@ type Sent = (
 /// Sends through hyper's client: HTTP/2, upgrades and requests with a body.
 #[allow(clippy::too_many_arguments)]
 async fn send_hyper(
-    parts: &mut http::request::Parts,
+    mut parts: http::request::Parts,
     body: Incoming,
     h2: bool,
     authority: &str,
@@ -921,25 +912,21 @@ async fn send_hyper(
     cluster: &crate::model::Cluster,
     timeout: Option<Duration>,
 ) -> Result<Sent, SendError> {
-    let mut req_parts = std::mem::replace(parts, Request::new(()).into_parts().0);
-    let h = &mut req_parts.headers;
+    // HTTP/1.1 carries the authority in Host (set by the caller), HTTP/2 in the URI.
     if h2 {
-        h.remove(header::HOST);
-        req_parts.uri = Uri::builder()
+        parts.headers.remove(header::HOST);
+        parts.uri = Uri::builder()
             .scheme("http")
             .authority(authority)
             .path_and_query(path)
             .build()
             .unwrap_or_default();
-        req_parts.version = Version::HTTP_2;
+        parts.version = Version::HTTP_2;
     } else {
-        if let Ok(v) = HeaderValue::from_str(authority) {
-            h.insert(header::HOST, v);
-        }
-        req_parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
-        req_parts.version = Version::HTTP_11;
+        parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
+        parts.version = Version::HTTP_11;
     }
-    let up_req = Request::from_parts(req_parts, ReqBody::new(body, received.clone()));
+    let up_req = Request::from_parts(parts, ReqBody::new(body, received.clone()));
     let pools = super::upstream::pools();
     let send = async {
         let mut up_req = up_req;

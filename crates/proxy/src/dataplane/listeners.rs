@@ -173,19 +173,15 @@ async fn accept_loop(
     }
 }
 
-/// Runs an accepted connection on the next worker (re-registered with that worker's
-/// reactor, so its readiness events wake it there), or here without workers.
+/// Runs an accepted connection on the next worker, re-registered with that worker's
+/// reactor so its readiness events wake it there.
 fn hand_off(rt: &Arc<Runtime>, name: Arc<str>, s: TcpStream, peer: SocketAddr) {
-    let Some(workers) = &rt.workers else {
-        tokio::spawn(handle_conn(rt.clone(), name, s, peer));
-        return;
-    };
     match s.into_std() {
         Ok(s) => {
-            let rt = rt.clone();
-            workers.spawn(async move {
+            let worker_rt = rt.clone();
+            rt.workers.spawn(async move {
                 match TcpStream::from_std(s) {
-                    Ok(s) => handle_conn(rt, name, s, peer).await,
+                    Ok(s) => handle_conn(worker_rt, name, s, peer).await,
                     Err(e) => {
                         tracing::warn!(listener = %name, error = %e, "cannot hand off connection")
                     }

@@ -60,8 +60,8 @@ impl Default for Options {
 pub struct Runtime {
     pub snapshot: ArcSwap<Snapshot>,
     pub telemetry: Arc<Telemetry>,
-    /// Where accepted connections run; `None` runs them on the caller's runtime.
-    pub workers: Option<workers::Workers>,
+    /// Where accepted connections run.
+    pub workers: workers::Workers,
     pub options: Options,
     /// Set on SIGTERM / drain: listeners stop accepting, HTTP/1 responses say `connection: close`.
     pub draining: AtomicBool,
@@ -77,7 +77,7 @@ impl Runtime {
         telemetry: Arc<Telemetry>,
         options: Options,
         peer_headers: Option<[(::http::HeaderName, ::http::HeaderValue); 2]>,
-        workers: Option<workers::Workers>,
+        workers: workers::Workers,
     ) -> Arc<Runtime> {
         let (drain_tx, _) = watch::channel(false);
         Arc::new(Runtime {

@@ -35,6 +35,16 @@ impl ConnectError {
     }
 }
 
+/// Why an upstream request failed before a response head arrived (either client).
+#[derive(Debug)]
+pub enum SendError {
+    Connect(ConnectError),
+    /// The connection closed or failed after the request was (possibly) sent.
+    Reset(String),
+    /// The route timeout (applied by the caller).
+    Timeout,
+}
+
 /// Opens a TCP connection to `addr`, from `bind` when set (inbound: 127.0.0.6).
 pub async fn connect(
     addr: SocketAddr,

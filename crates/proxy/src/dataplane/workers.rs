@@ -38,14 +38,6 @@ impl Workers {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
     /// Runs `f` on the next worker. Sockets must be registered with the worker's own
     /// reactor, so pass them as std sockets and convert inside `f`.
     pub fn spawn<F>(&self, f: F)
