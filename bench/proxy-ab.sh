@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A/B throughput of ironmesh-proxy builds against each other and nginx, interleaved so
+# that the machine's drift hits every candidate alike. Used for the per-change figures in
+# docs/benchmarks.md ("What changed in session 3"); bench/proxy.sh is the benchmark of
+# record.
+#
+#   bench/proxy-ab.sh ROUNDS nginx /path/to/ironmesh-proxy-A /path/to/ironmesh-proxy-B
+#
+# Each candidate gets a fresh process and a 5 s `wrk -t1 -c16` run per round against a
+# 1 KiB file served by nginx (1 worker); the proxy runs as a router from a static
+# --config-file (one listener, one STATIC cluster). Prints requests/s per run and the
+# average per candidate. Needs nginx and wrk. Ports 18080-18082 on 127.0.0.1.
+set -euo pipefail
+ROUNDS=${1:?rounds}
+shift
+W=$(mktemp -d /tmp/ironmesh-ab.XXXXXX)
+chmod 755 "$W"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+mkdir -p "$W/html" "$W/nb/tmp" "$W/np/tmp"
+head -c 1024 /dev/zero | tr '\0' x >"$W/html/1k.html"
+nginx_conf() { # dir server-block
+    cat <<CONF
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body;
+  proxy_temp_path $1/tmp/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  $2
+}
+CONF
+}
+nginx_conf "$W/nb" "server { listen 127.0.0.1:18081; location / { root $W/html; } }" >"$W/nb/nginx.conf"
+nginx_conf "$W/np" "upstream backend { server 127.0.0.1:18081; keepalive 32; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:18082; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" >"$W/np/nginx.conf"
+cat >"$W/cfg.json" <<'JSON'
+{"listeners":[{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"0.0.0.0_18080","address":{"socketAddress":{"address":"127.0.0.1","portValue":18080}},"filterChains":[{"filters":[{"name":"envoy.filters.network.http_connection_manager","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","statPrefix":"outbound_0.0.0.0_80","useRemoteAddress":true,"routeConfig":{"name":"http.80","virtualHosts":[{"name":"bench:80","domains":["*"],"routes":[{"match":{"prefix":"/"},"route":{"cluster":"outbound|80||backend.bench.internal"}}]}]},"httpFilters":[{"name":"envoy.filters.http.router","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
+"clusters":[{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"outbound|80||backend.bench.internal","type":"STATIC","connectTimeout":"10s","loadAssignment":{"clusterName":"outbound|80||backend.bench.internal","endpoints":[{"lbEndpoints":[{"endpoint":{"address":{"socketAddress":{"address":"127.0.0.1","portValue":18081}}}}]}]}}]}
+JSON
+nginx -p "$W/nb" -e "$W/nb/error.log" -c "$W/nb/nginx.conf" &
+PIDS+=($!)
+sleep 0.5
+RESULTS=()
+for r in $(seq "$ROUNDS"); do
+    for b in "$@"; do
+        if [ "$b" = nginx ]; then
+            nginx -p "$W/np" -e "$W/np/error.log" -c "$W/np/nginx.conf" &
+            M=$! PORT=18082
+        else
+            POD_NAME=gw-0 POD_NAMESPACE=bench INSTANCE_IP=127.0.0.30 "$b" proxy router \
+                --concurrency 2 --config-file "$W/cfg.json" --admin-addr 127.0.0.1:0 \
+                --status-port 0 --readiness-port 0 --prometheus-port 0 >"$W/proxy.log" 2>&1 &
+            M=$! PORT=18080
+        fi
+        sleep 1
+        RPS=$(wrk -t1 -c16 -d5s "http://127.0.0.1:$PORT/1k.html" | awk '/Requests\/sec/ {print $2}')
+        kill -TERM "$M"
+        wait "$M" 2>/dev/null || true
+        echo "round $r  $b  ${RPS:-0} req/s"
+        RESULTS+=("$b ${RPS:-0}")
+    done
+done
+printf '%s\n' "${RESULTS[@]}" | awk '{s[$1]+=$2; n[$1]++} END {for (k in s) printf "average  %s  %.0f req/s\n", k, s[k]/n[k]}'
