@@ -17,11 +17,8 @@ pub struct ReqBody {
 }
 
 impl ReqBody {
-    pub fn new(inner: Incoming, counter: Arc<AtomicU64>) -> Self {
-        ReqBody {
-            inner: Some(inner),
-            counter,
-        }
+    pub fn new(inner: Option<Incoming>, counter: Arc<AtomicU64>) -> Self {
+        ReqBody { inner, counter }
     }
 
     pub fn empty() -> Self {

@@ -211,7 +211,15 @@ fn poll_read_more(
 
 /// Encodes an origin-form HTTP/1.1 request head.
 pub fn encode_head(method: &Method, path: &str, headers: &HeaderMap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    // Sized up front: the proxy's own headers make most heads outgrow a guess.
+    let size = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + method.as_str().len()
+        + path.len()
+        + 14;
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -271,7 +279,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
         );
     }
     let head = buf.split_to(n).freeze();
-    let mut map = HeaderMap::with_capacity(count);
+    // Room for what the proxy adds (`server`, `x-envoy-upstream-service-time`, `date`)
+    // without growing the table.
+    let mut map = HeaderMap::with_capacity(count + 4);
     for &(ns, nl, vs, vl) in &spans[..count] {
         let raw_name = &head[ns..ns + nl];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {

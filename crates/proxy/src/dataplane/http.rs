@@ -71,6 +71,15 @@ pub async fn serve<I>(conn: Arc<HttpConn>, io: I)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    super::h1server::serve(conn, io).await
+}
+
+/// Serves `io` with hyper: HTTP/2, and HTTP/1.1 from the first request the fast path
+/// (`h1server`) leaves to it.
+pub(super) async fn serve_hyper<I>(conn: Arc<HttpConn>, io: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let drain = super::Drained::new(conn.rt.clone());
     let svc = hyper::service::service_fn(move |req| handle(conn.clone(), req));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -115,7 +124,7 @@ type H1Return = (
 struct Done {
     rt: Arc<Runtime>,
     hcm: Arc<HttpManager>,
-    info: StreamInfo,
+    info: Box<StreamInfo>,
     start: Instant,
     received: Arc<AtomicU64>,
     h1: Option<H1Return>,
@@ -150,7 +159,9 @@ impl Finish for Done {
 
 struct Ctx {
     conn: Arc<HttpConn>,
-    info: StreamInfo,
+    /// Boxed: it is large, and moves from the request's future into the body's
+    /// completion would otherwise copy it each time.
+    info: Box<StreamInfo>,
     start: Instant,
     received: Arc<AtomicU64>,
     /// Response header operations to apply, most specific first.
@@ -231,7 +242,7 @@ fn exchanges_metadata(conn: &HttpConn, hcm: &HttpManager) -> bool {
     hcm.metadata_exchange || conn.rt.options.sidecar
 }
 
-fn authority_of(req: &Request<Incoming>) -> String {
+fn authority_of<B>(req: &Request<B>) -> String {
     if let Some(a) = req.uri().authority() {
         return a.as_str().to_string();
     }
@@ -242,7 +253,7 @@ fn authority_of(req: &Request<Incoming>) -> String {
         .to_string()
 }
 
-fn is_upgrade(req: &Request<Incoming>) -> bool {
+fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().get(header::UPGRADE).is_some()
         && req
@@ -409,13 +420,18 @@ async fn handle(
     conn: Arc<HttpConn>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
-    Ok(route_request(conn, req).await)
+    Ok(route_request(conn, req.map(Some)).await)
 }
 
-async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Response<RespBody> {
+/// Routes one request (its body, if any, still to come from hyper) and returns the
+/// response to send downstream.
+pub(super) async fn route_request(
+    conn: Arc<HttpConn>,
+    mut req: Request<Option<Incoming>>,
+) -> Response<RespBody> {
     let start = Instant::now();
     let hcm = conn.hcm.clone();
-    let mut info = StreamInfo {
+    let mut info = Box::new(StreamInfo {
         direction: if hcm.direction == TrafficDirection::Inbound {
             Direction::Inbound
         } else {
@@ -427,7 +443,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
         downstream_remote_address: Some(conn.peer),
         requested_server_name: conn.sni.clone(),
         ..Default::default()
-    };
+    });
     let authority = authority_of(&req);
     let scheme = if conn.sni.is_some() { "https" } else { "http" };
     // Request headers the proxy always sets, before routing (they are matchable).
@@ -757,7 +773,7 @@ async fn route_request(conn: Arc<HttpConn>, mut req: Request<Incoming>) -> Respo
     let upstream_start = Instant::now();
     // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
     // through hyper's (see `h1client`).
-    let inline = !h2 && !upgrade && body.is_end_stream();
+    let inline = !h2 && !upgrade && body.as_ref().is_none_or(|b| b.is_end_stream());
     if !h2 {
         if let Ok(v) = HeaderValue::from_str(&authority) {
             h.insert(header::HOST, v);
@@ -903,7 +919,7 @@ type Sent = (
 #[allow(clippy::too_many_arguments)]
 async fn send_hyper(
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: Option<Incoming>,
     h2: bool,
     authority: &str,
     path: &str,

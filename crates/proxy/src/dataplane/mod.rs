@@ -7,6 +7,7 @@
 pub mod body;
 pub mod detect;
 pub mod h1client;
+pub mod h1server;
 pub mod headers;
 pub mod http;
 pub mod listeners;

@@ -1,0 +1,459 @@
+//! The downstream HTTP/1.1 fast path: keep-alive connections of bodiless requests, which
+//! is most traffic, served without hyper's connection machinery.
+//!
+//! The connection's own task parses each request head (`httparse`, header values share
+//! the read buffer), runs the router, and writes the response head and body with as few
+//! writes as the body allows (one, when the upstream's answer is already buffered). The
+//! first request it does not handle (HTTP/1.0, a body, `Upgrade`, `Expect`, `TE`, a
+//! `Connection` option other than `close`/`keep-alive`, absolute-form targets, `CONNECT`,
+//! the h2c preface, malformed or oversized heads) hands the connection, bytes already
+//! read included, to hyper for the rest of its life, so every other behaviour (errors
+//! included) stays hyper's. The response framing follows hyper's server rules: an exact
+//! body length becomes `content-length`, an unknown one `transfer-encoding: chunked`, no
+//! body for `HEAD`/1xx/204/304, `date` added when absent, `connection: close` when the
+//! connection ends after the response.
+
+use std::future::poll_fn;
+use std::io::{self, Write as _};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::body::RespBody;
+use super::detect::Rewind;
+use super::http::HttpConn;
+
+/// hyper's default limit on request header fields.
+const MAX_HEADERS: usize = 100;
+/// Longer heads are left to hyper, which applies its own limits and error replies.
+const MAX_HEAD: usize = 64 * 1024;
+/// Read buffer size; reused across requests once their header values are dropped.
+const READ_BUF: usize = 8 * 1024;
+/// Body chunks up to this size are copied behind the head to go out in one write.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// A downstream request head, as far as the fast path is concerned.
+// Not boxed: the request moves on into the router by value, as hyper's would.
+#[allow(clippy::large_enum_variant)]
+enum Head {
+    /// A request to serve here; the head's length; whether the client asked to close.
+    Ready(Request<Option<Incoming>>, usize, bool),
+    Partial,
+    /// Anything else: hyper takes over the connection from this request on.
+    Hyper,
+}
+
+/// Serves a downstream HTTP connection: HTTP/1.1 here, the rest through hyper.
+pub async fn serve<I>(conn: Arc<HttpConn>, mut io: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut drain = super::Drained::new(conn.rt.clone());
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut out: Vec<u8> = Vec::with_capacity(2048);
+    loop {
+        // A complete head, with any bytes after it left in `buf`.
+        let (req, close) = loop {
+            if !buf.is_empty() {
+                let all = buf.split().freeze();
+                match parse_head(&all) {
+                    Head::Ready(req, n, close) => {
+                        if n < all.len() {
+                            buf.extend_from_slice(&all[n..]);
+                        }
+                        break (req, close);
+                    }
+                    Head::Partial if all.len() < MAX_HEAD => {
+                        let mut again = BytesMut::with_capacity(all.len() + READ_BUF);
+                        again.extend_from_slice(&all);
+                        buf = again;
+                    }
+                    _ => return super::http::serve_hyper(conn, Rewind::new(all, io)).await,
+                }
+            }
+            if buf.capacity() - buf.len() < READ_BUF / 2 {
+                // Reclaims the buffer in place once the last request's values are gone.
+                buf.reserve(READ_BUF);
+            }
+            let read = if buf.is_empty() {
+                // Idle between requests: a drain closes the connection now.
+                tokio::select! {
+                    biased;
+                    r = io.read_buf(&mut buf) => r,
+                    _ = &mut drain => return,
+                }
+            } else {
+                io.read_buf(&mut buf).await
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let is_head = req.method() == Method::HEAD;
+
+        let resp = {
+            let routed = super::http::route_request(conn.clone(), req);
+            tokio::pin!(routed);
+            // Meanwhile the client may close (the request is abandoned, as hyper and
+            // Envoy do) or pipeline its next request (kept for later).
+            let mut watching = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut routed => break Some(r),
+                    r = io.read_buf(&mut buf), if watching => match r {
+                        Ok(0) | Err(_) => break None,
+                        Ok(_) => watching = buf.len() < MAX_HEAD,
+                    },
+                }
+            }
+        };
+        let Some(resp) = resp else { return };
+        let keep_alive = !close && !conn.rt.is_draining();
+        match write_response(&mut io, &mut out, resp, is_head, keep_alive).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                let _ = io.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+fn parse_head(all: &Bytes) -> Head {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let n = match parsed.parse(all) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Hyper,
+    };
+    let (Some(1), Some(method), Some(path)) = (parsed.version, parsed.method, parsed.path) else {
+        return Head::Hyper;
+    };
+    if !path.starts_with('/') {
+        return Head::Hyper;
+    }
+    let method = match Method::from_bytes(method.as_bytes()) {
+        Ok(m) if m != Method::CONNECT => m,
+        _ => return Head::Hyper,
+    };
+    let Ok(uri) = Uri::from_maybe_shared(all.slice_ref(path.as_bytes())) else {
+        return Head::Hyper;
+    };
+    // Room for what the proxy adds (x-request-id, x-forwarded-*, x-envoy-*) without
+    // growing the table.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
+    let mut close = false;
+    for field in parsed.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
+            return Head::Hyper;
+        };
+        match name {
+            header::CONTENT_LENGTH if field.value != b"0" => return Head::Hyper,
+            header::TRANSFER_ENCODING | header::UPGRADE | header::EXPECT | header::TE => {
+                return Head::Hyper
+            }
+            header::CONNECTION => {
+                if field.value.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !field.value.eq_ignore_ascii_case(b"keep-alive") {
+                    return Head::Hyper;
+                }
+            }
+            _ => {}
+        }
+        let Ok(value) = HeaderValue::from_maybe_shared(all.slice_ref(field.value)) else {
+            return Head::Hyper;
+        };
+        headers.append(name, value);
+    }
+    let mut req = Request::new(None);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    Head::Ready(req, n, close)
+}
+
+/// How the response body is delimited on the wire.
+#[derive(Clone, Copy, PartialEq)]
+enum Framing {
+    /// No body bytes are written (HEAD, 1xx, 204, 304, or an empty body).
+    Nothing,
+    Length,
+    Chunked,
+}
+
+/// Writes one response; `Ok(true)` when the connection stays open for the next request.
+async fn write_response<I>(
+    io: &mut I,
+    out: &mut Vec<u8>,
+    resp: Response<RespBody>,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<bool>
+where
+    I: AsyncWrite + Unpin,
+{
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    // A 101 is never asked for on this path (upgrades go to hyper); nothing may follow it.
+    let keep_alive = keep_alive
+        && status != StatusCode::SWITCHING_PROTOCOLS
+        && !parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let may_have_length = !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED);
+    let may_have_body = may_have_length && !is_head;
+
+    out.clear();
+    if status == StatusCode::OK && parts.extensions.is_empty() {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        match parts.extensions.get::<hyper::ext::ReasonPhrase>() {
+            Some(r) => out.extend_from_slice(r.as_bytes()),
+            None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    let (mut has_length, mut has_date, mut has_connection) = (false, false, false);
+    for (name, value) in parts.headers.iter() {
+        match *name {
+            // Framing is this side's business (upstream ones are already stripped).
+            header::TRANSFER_ENCODING => continue,
+            header::CONTENT_LENGTH => {
+                if has_length || !may_have_length || parse_length(value).is_none() {
+                    continue;
+                }
+                has_length = true;
+            }
+            header::DATE => has_date = true,
+            header::CONNECTION => has_connection = true,
+            _ => {}
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let framing = if !may_have_body || body.is_end_stream() {
+        if !has_length && may_have_length && !is_head {
+            out.extend_from_slice(b"content-length: 0\r\n");
+        }
+        Framing::Nothing
+    } else if has_length {
+        Framing::Length
+    } else if let Some(n) = body.size_hint().exact() {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa(n, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
+        Framing::Length
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    };
+    if !keep_alive && !has_connection {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        date::extend(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    drop(parts);
+
+    if framing == Framing::Nothing {
+        // The body ends here (and its telemetry with it), written or not.
+        drop(body);
+        flush(io, out).await?;
+        return Ok(keep_alive);
+    }
+    loop {
+        // Whatever is ready goes out with the head; a body still on its way has the
+        // head flushed first, so the client sees it without waiting for the body.
+        let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+            Poll::Ready(f) => f,
+            Poll::Pending => {
+                flush(io, out).await?;
+                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            // The upstream failed mid-body: the client sees the connection end early.
+            Some(Err(_)) => return Ok(false),
+            // Trailers need `te: trailers`, which this path never serves.
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if framing == Framing::Chunked {
+            let _ = write!(out, "{:x}\r\n", data.len());
+        }
+        if data.len() <= COPY_LIMIT {
+            out.extend_from_slice(&data);
+        } else {
+            write_two(io, out, &data).await?;
+            out.clear();
+        }
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(io, out).await?;
+    Ok(keep_alive)
+}
+
+fn parse_length(v: &HeaderValue) -> Option<u64> {
+    let s = v.to_str().ok()?.trim();
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+async fn flush<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    // A no-op on TCP; TLS streams send what they buffered.
+    io.flush().await
+}
+
+/// Writes `a` then `b`, with vectored writes where the stream supports them.
+async fn write_two<I: AsyncWrite + Unpin>(io: &mut I, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let (mut a, mut b) = (a, b);
+    while !a.is_empty() {
+        let bufs = [io::IoSlice::new(a), io::IoSlice::new(b)];
+        let n = io.write_vectored(&bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        if n < a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
+        }
+    }
+    io.write_all(b).await
+}
+
+/// The `date` header's value, formatted once per second per thread (as hyper does).
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+
+    pub fn extend(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        CACHED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs || c.1.is_empty() {
+                *c = (secs, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(c.1.as_bytes());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &'static [u8]) -> Head {
+        parse_head(&Bytes::from_static(raw))
+    }
+
+    #[test]
+    fn simple_requests_are_served_here_with_values_from_the_buffer() {
+        let raw = b"GET /a?b=1 HTTP/1.1\r\nHost: x:80\r\nX-Dup: 1\r\nx-dup: 2\r\ncontent-length: 0\r\n\r\nGET /next";
+        let Head::Ready(req, n, close) = head(raw) else {
+            panic!("not served here")
+        };
+        assert_eq!(&raw[n..], b"GET /next");
+        assert!(!close);
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri().path_and_query().unwrap().as_str(), "/a?b=1");
+        assert_eq!(req.headers()["host"], "x:80");
+        let dups: Vec<_> = req.headers().get_all("x-dup").iter().collect();
+        assert_eq!(dups, ["1", "2"]);
+        let Head::Ready(_, _, close) = head(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n") else {
+            panic!("not served here")
+        };
+        assert!(close);
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        for raw in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+            b"GET / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nte: trailers\r\n\r\n",
+            b"GET / HTTP/1.1\r\nconnection: keep-alive, x-hop\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\n\r\n",
+            b"CONNECT x:443 HTTP/1.1\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(&Bytes::from_static(raw)), Head::Hyper),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert!(matches!(head(b"GET / HTTP/1.1\r\nHost: x"), Head::Partial));
+    }
+
+    #[test]
+    fn itoa_formats_decimal() {
+        for n in [0u64, 7, 10, 1024, u64::MAX] {
+            assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
+}
