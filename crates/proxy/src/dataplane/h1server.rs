@@ -284,13 +284,16 @@ where
         flush(io, out).await?;
         return Ok(keep_alive);
     }
+    // A length-delimited chunk waiting to go out behind `out` in one vectored write,
+    // rather than being copied in (most bodies are one chunk).
+    let mut held: Option<Bytes> = None;
     loop {
         // Whatever is ready goes out with the head; a body still on its way has the
         // head flushed first, so the client sees it without waiting for the body.
         let frame = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
             Poll::Ready(f) => f,
             Poll::Pending => {
-                flush(io, out).await?;
+                send_out(io, out, held.take()).await?;
                 poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
             }
         };
@@ -307,23 +310,21 @@ where
         if data.is_empty() {
             continue;
         }
+        if let Some(h) = held.take() {
+            append(io, out, h).await?;
+        }
         if framing == Framing::Chunked {
             let _ = write!(out, "{:x}\r\n", data.len());
-        }
-        if data.len() <= COPY_LIMIT {
-            out.extend_from_slice(&data);
-        } else {
-            write_two(io, out, &data).await?;
-            out.clear();
-        }
-        if framing == Framing::Chunked {
+            append(io, out, data).await?;
             out.extend_from_slice(b"\r\n");
+        } else {
+            held = Some(data);
         }
     }
     if framing == Framing::Chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    flush(io, out).await?;
+    send_out(io, out, held).await?;
     Ok(keep_alive)
 }
 
@@ -344,6 +345,34 @@ fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
             return &buf[i..];
         }
     }
+}
+
+/// Adds `data` behind `out`: copied when small, else written out with it.
+async fn append<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    out: &mut Vec<u8>,
+    data: Bytes,
+) -> io::Result<()> {
+    if data.len() <= COPY_LIMIT {
+        out.extend_from_slice(&data);
+        return Ok(());
+    }
+    write_two(io, out, &data).await?;
+    out.clear();
+    Ok(())
+}
+
+/// Sends `out` and then `held`, if any.
+async fn send_out<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    out: &mut Vec<u8>,
+    held: Option<Bytes>,
+) -> io::Result<()> {
+    if let Some(h) = held {
+        write_two(io, out, &h).await?;
+        out.clear();
+    }
+    flush(io, out).await
 }
 
 async fn flush<I: AsyncWrite + Unpin>(io: &mut I, out: &mut Vec<u8>) -> io::Result<()> {

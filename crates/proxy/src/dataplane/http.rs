@@ -191,7 +191,9 @@ impl Ctx {
         {
             self.info.grpc_status = Some(s);
         }
-        self.info.response_duration = Some(self.start.elapsed());
+        if self.info.response_duration.is_none() {
+            self.info.response_duration = Some(self.start.elapsed());
+        }
         self.info.response_headers =
             crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
         let done = Done {
@@ -840,7 +842,10 @@ pub(super) async fn route_request(
             );
         }
     };
-    let service_time = upstream_start.elapsed();
+    // One clock read for both.
+    let answered = Instant::now();
+    let service_time = answered - upstream_start;
+    ctx.info.response_duration = Some(answered - ctx.start);
     ctx.info.upstream_local_address = Some(up_local);
     ctx.info.upstream_protocol = Some(if h2 { "HTTP/2" } else { "HTTP/1.1" });
     ctx.info.upstream_service_time = Some(service_time);

@@ -1,12 +1,17 @@
 //! Data-plane benchmark driver (run by `bench/proxy.sh`, which builds everything in
-//! release and passes the paths). Measures, one after the other on loopback:
-//! direct to the backend, ironmesh-proxy, Envoy and nginx as one-hop HTTP/1.1 proxies,
-//! then both xDS proxies as sidecars holding 1 000 services; prints one markdown table.
+//! release and passes the paths). Measures on loopback: direct to the backend,
+//! ironmesh-proxy, Envoy and nginx as one-hop HTTP/1.1 proxies, then both xDS proxies
+//! as sidecars holding 1 000 services; prints one markdown table.
 //!
 //! ```text
 //! proxy_bench --work DIR --loadgen PATH [--wrk PATH] [--proxy PATH] [--duration 10]
-//!             [--rate 1000] [--conns 16] [--concurrency 2] [--services 1000]
+//!             [--rate 1000] [--conns 16] [--concurrency 2] [--services 1000] [--rounds 3]
 //! ```
+//! Every path runs at once (idle when not measured): ironmesh-proxy and Envoy as two
+//! gateways of the same mesh config on their own ports. The fixed-rate and idle figures
+//! are taken one path at a time; the closed-loop maximum in `--rounds` rounds, each
+//! running every path in turn, and the median per path counts, so that a drift of the
+//! machine's speed during the run hits every path alike.
 //! `$IRONMESH_DISCOVERY` names the discovery binary (see `testkit::discovery`).
 
 mod procs;
@@ -36,6 +41,8 @@ pub struct Opts {
     conns: usize,
     concurrency: usize,
     services: usize,
+    /// Closed-loop runs per path, interleaved across paths; the median counts.
+    rounds: usize,
 }
 
 fn parse() -> Opts {
@@ -49,6 +56,7 @@ fn parse() -> Opts {
         conns: 16,
         concurrency: 2,
         services: 1000,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +72,7 @@ fn parse() -> Opts {
             "--conns" => o.conns = num(&v) as usize,
             "--concurrency" => o.concurrency = num(&v) as usize,
             "--services" => o.services = num(&v) as usize,
+            "--rounds" => o.rounds = (num(&v) as usize).max(1),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -156,32 +165,62 @@ fn max_rps(o: &Opts, addr: SocketAddr) -> (f64, u64) {
     )
 }
 
-/// Everything measured for one way of reaching the backend; `pids` empty for direct.
-fn measure(o: &Opts, name: &str, addr: SocketAddr, pids: &[u32]) -> Measured {
-    log(&format!("{name}: idle, {} rps, max", o.rate));
+/// One way of reaching the backend, running for the whole measurement.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    /// Empty for direct (no proxy process to read).
+    pids: Vec<u32>,
+}
+
+/// The figures taken one path at a time: idle RSS, then the fixed-rate run.
+fn measure_fixed(o: &Opts, p: &Target) -> Measured {
+    log(&format!("{}: idle, {} rps", p.name, o.rate));
     std::thread::sleep(Duration::from_secs(2));
-    let rss_idle = procs::rss_mib(pids);
-    let cpu0 = procs::cpu_seconds(pids);
-    let fixed = loadgen(o, "rate", addr);
-    let cpu_fixed = procs::cpu_seconds(pids) - cpu0;
+    let rss_idle = procs::rss_mib(&p.pids);
+    let cpu0 = procs::cpu_seconds(&p.pids);
+    let fixed = loadgen(o, "rate", p.addr);
+    let cpu_fixed = procs::cpu_seconds(&p.pids) - cpu0;
     let requests_fixed = fixed["requests"].as_f64().unwrap_or(0.0);
-    let cpu1 = procs::cpu_seconds(pids);
-    let (rps, max_errors) = max_rps(o, addr);
-    let cpu_max = procs::cpu_seconds(pids) - cpu1;
     let us = |k: &str| fixed[k].as_f64().unwrap_or(0.0) / 1000.0;
     Measured {
-        max_rps: rps,
-        errors: max_errors + fixed["errors"].as_u64().unwrap_or(0),
+        max_rps: 0.0,
+        max_runs: Vec::new(),
+        errors: fixed["errors"].as_u64().unwrap_or(0),
         p50: us("p50_us"),
         p90: us("p90_us"),
         p99: us("p99_us"),
         achieved_rate: fixed["rps"].as_f64().unwrap_or(0.0),
         rss_idle,
-        rss_peak: procs::peak_rss_mib(pids),
+        rss_peak: 0.0,
         // The fixed-rate run includes a 1 s warm-up the loadgen does not count.
         cpu_per_1000_fixed: cpu_fixed / ((requests_fixed + o.rate) / 1000.0),
-        cpu_per_1000_max: cpu_max / (rps * o.duration / 1000.0),
-        has_process: !pids.is_empty(),
+        cpu_per_1000_max: 0.0,
+        has_process: !p.pids.is_empty(),
+    }
+}
+
+/// The closed-loop maximum of every path, `o.rounds` times round-robin; each path's
+/// median goes into its figures, CPU per request over all its runs.
+fn measure_max(o: &Opts, paths: &[Target], figures: &mut [Measured]) {
+    let mut cpu = vec![0.0; paths.len()];
+    for round in 1..=o.rounds {
+        for (i, p) in paths.iter().enumerate() {
+            log(&format!("{}: max, round {round}/{}", p.name, o.rounds));
+            let cpu0 = procs::cpu_seconds(&p.pids);
+            let (rps, errors) = max_rps(o, p.addr);
+            cpu[i] += procs::cpu_seconds(&p.pids) - cpu0;
+            figures[i].max_runs.push(rps);
+            figures[i].errors += errors;
+        }
+    }
+    for (i, (p, m)) in paths.iter().zip(figures.iter_mut()).enumerate() {
+        let mut runs = m.max_runs.clone();
+        runs.sort_by(f64::total_cmp);
+        m.max_rps = runs[runs.len() / 2];
+        let requests: f64 = m.max_runs.iter().sum::<f64>() * o.duration;
+        m.cpu_per_1000_max = cpu[i] / (requests / 1000.0);
+        m.rss_peak = procs::peak_rss_mib(&p.pids);
     }
 }
 
@@ -224,9 +263,10 @@ fn main() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&o.work, perms).expect("chmod 755 the work dir");
     let ports = free_ports(6);
-    let (backend_port, nginx_port, gateway_port, outbound, inbound) =
-        (ports[0], ports[1], ports[2], ports[3], ports[4]);
+    let (backend_port, nginx_port, gateway_port, outbound, inbound, envoy_port) =
+        (ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]);
     let mut columns: Vec<Column> = Vec::new();
+    let mut paths: Vec<Target> = Vec::new();
 
     let mut backend = setup::nginx_backend(&o.work, backend_port);
     let backend_addr = loopback(backend_port);
@@ -235,16 +275,17 @@ fn main() {
         "the nginx backend does not answer: {:?}",
         backend.alive()
     );
-    columns.push(Column::ok(
-        "direct",
-        measure(&o, "direct", backend_addr, &[]),
-    ));
+    paths.push(Target {
+        name: "direct",
+        addr: backend_addr,
+        pids: Vec::new(),
+    });
 
-    // The xDS proxies: one discovery serves both, one after the other.
+    // The xDS proxies: one discovery, a gateway each.
     let ws = Workspace::new();
     ws.write(
         "gateway.yaml",
-        &setup::gateway_yaml(gateway_port, backend_port),
+        &setup::gateway_yaml(gateway_port, envoy_port, backend_port),
     );
     ws.write_mesh(&format!(
         "proxyListenPort: {outbound}\nproxyInboundListenPort: {inbound}\n"
@@ -253,34 +294,50 @@ fn main() {
     discovery.assert_config_accepted();
     let gateway = loopback(gateway_port);
     let router = node::router("127.0.0.30", "istio-ingressgateway-bench-0");
+    // Kept running until the last closed-loop round.
+    let mut _running: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut failed: Vec<Column> = Vec::new();
 
-    columns.push(match &o.proxy {
-        None => Column::na("ironmesh-proxy", "binary not built (see the build step)"),
+    match &o.proxy {
+        None => failed.push(Column::na(
+            "ironmesh-proxy",
+            "binary not built (see the build step)",
+        )),
         Some(bin) => match start_ironmesh(&o, bin, &router, &discovery, Some(gateway), &[]) {
-            Ok(p) => Column::ok(
-                "ironmesh-proxy",
-                measure(&o, "ironmesh-proxy", gateway, &[p.pid()]),
-            ),
-            Err(e) => Column::na("ironmesh-proxy", &e),
+            Ok(p) => {
+                paths.push(Target {
+                    name: "ironmesh-proxy",
+                    addr: gateway,
+                    pids: vec![p.pid()],
+                });
+                _running.push(Box::new(p));
+            }
+            Err(e) => failed.push(Column::na("ironmesh-proxy", &e)),
         },
-    });
+    }
 
     {
+        let envoy_router = envoy_router();
+        let envoy_addr = loopback(envoy_port);
         let mut envoy = setup::envoy(
             &o.work,
             "envoy-router",
-            &router,
+            &envoy_router,
             discovery.xds,
             o.concurrency,
         );
-        match wait_proxy(&o, &discovery, &router, Some(gateway), &mut || {
+        match wait_proxy(&o, &discovery, &envoy_router, Some(envoy_addr), &mut || {
             envoy.alive()
         }) {
-            Ok(()) => columns.push(Column::ok(
-                "Envoy",
-                measure(&o, "Envoy", gateway, &[envoy.pid()]),
-            )),
-            Err(e) => columns.push(Column::na("Envoy", &e)),
+            Ok(()) => {
+                paths.push(Target {
+                    name: "Envoy",
+                    addr: envoy_addr,
+                    pids: vec![envoy.pid()],
+                });
+                _running.push(Box::new(envoy));
+            }
+            Err(e) => failed.push(Column::na("Envoy", &e)),
         }
     }
 
@@ -288,12 +345,29 @@ fn main() {
         let nginx = setup::nginx_proxy(&o.work, nginx_port, backend_port);
         let addr = loopback(nginx_port);
         if wait_until(Duration::from_secs(10), || probe(&o, addr)) {
-            let pids = procs::tree(nginx.pid());
-            columns.push(Column::ok("nginx", measure(&o, "nginx", addr, &pids)));
+            paths.push(Target {
+                name: "nginx",
+                addr,
+                pids: procs::tree(nginx.pid()),
+            });
+            _running.push(Box::new(nginx));
         } else {
-            columns.push(Column::na("nginx", "did not answer within 10s"));
+            failed.push(Column::na("nginx", "did not answer within 10s"));
         }
     }
+
+    let mut figures: Vec<Measured> = paths.iter().map(|p| measure_fixed(&o, p)).collect();
+    measure_max(&o, &paths, &mut figures);
+    for (p, m) in paths.iter().zip(figures) {
+        columns.push(Column::ok(p.name, m));
+    }
+    // In the table's fixed order, whatever did not run included.
+    for c in failed {
+        columns.push(c);
+    }
+    let order = ["direct", "ironmesh-proxy", "Envoy", "nginx"];
+    columns.sort_by_key(|c| order.iter().position(|n| *n == c.name));
+    drop(_running);
     drop(backend);
 
     // (d) Sidecars holding the large config.
@@ -351,8 +425,8 @@ fn main() {
         scale_envoy: theirs,
         services: o.services,
         opts_line: format!(
-            "{} connections, {} s per measurement, fixed rate {} rps, proxies --concurrency {}",
-            o.conns, o.duration, o.rate, o.concurrency
+            "{} connections, {} s per measurement, fixed rate {} rps, proxies --concurrency {}, closed-loop maximum: median of {} rounds interleaved across the paths",
+            o.conns, o.duration, o.rate, o.concurrency, o.rounds
         ),
         max_tool: if o.wrk.is_some() {
             "wrk -t1"
@@ -363,6 +437,20 @@ fn main() {
     };
     println!("{}", report.render());
     log("done");
+}
+
+/// The second gateway's node (Envoy's): `istio: ingressgateway-envoy` on 127.0.0.31.
+fn envoy_router() -> Node {
+    let mut n = node::router("127.0.0.31", "istio-ingressgateway-envoy-bench-0");
+    n.cluster = "istio-ingressgateway-envoy.istio-system".into();
+    n.metadata["LABELS"]["app"] = "istio-ingressgateway-envoy".into();
+    n.metadata["LABELS"]["istio"] = "ingressgateway-envoy".into();
+    n.metadata["LABELS"]["service.istio.io/canonical-name"] = "istio-ingressgateway-envoy".into();
+    n.metadata["WORKLOAD_NAME"] = "istio-ingressgateway-envoy".into();
+    n.metadata["OWNER"] =
+        "kubernetes://apis/apps/v1/namespaces/istio-system/deployments/istio-ingressgateway-envoy"
+            .into();
+    n
 }
 
 /// RSS once the proxy has had 3 s to settle after taking its config.

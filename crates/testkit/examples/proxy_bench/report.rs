@@ -4,7 +4,10 @@
 /// Figures for one path to the backend.
 #[derive(Debug, Clone)]
 pub struct Measured {
+    /// The median of `max_runs`.
     pub max_rps: f64,
+    /// Closed-loop requests/s of each round.
+    pub max_runs: Vec<f64>,
     pub errors: u64,
     /// Milliseconds at the fixed rate, from each request's due time.
     pub p50: f64,
@@ -101,7 +104,7 @@ impl Report {
         };
         self.row(
             &mut out,
-            &format!("max requests/s, {} ({})", "16 conns", self.max_tool),
+            &format!("max requests/s, {} ({}, median)", "16 conns", self.max_tool),
             rps,
             kilo,
             "≥ 2× Envoy and ≥ nginx",
@@ -211,6 +214,19 @@ impl Report {
         ));
 
         out.push_str(&format!("\n{}.\n", self.opts_line));
+        let runs: Vec<String> = self
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let m = c.result.as_ref().ok()?;
+                let each: Vec<String> = m.max_runs.iter().map(|v| kilo(*v)).collect();
+                Some(format!("{} {}", c.name, each.join(" / ")))
+            })
+            .collect();
+        out.push_str(&format!(
+            "Closed-loop rounds (req/s, round by round): {}.\n",
+            runs.join("; ")
+        ));
         for c in &self.columns {
             if let Err(why) = &c.result {
                 out.push_str(&format!("{}: n/a — {why}\n", c.name));

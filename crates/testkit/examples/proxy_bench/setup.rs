@@ -147,11 +147,13 @@ pub fn envoy(dir: &Path, name: &str, node: &Node, xds: SocketAddr, concurrency: 
     spawn(name, cmd, &dir.join(format!("{name}.log")))
 }
 
-/// The small mesh: the gateway (Pod on 127.0.0.30, listener on `gateway_port`) routes
-/// Host [`HOST`] to the backend at 127.0.0.1:`backend` (a ServiceEntry selecting a
-/// WorkloadEntry).
-pub fn gateway_yaml(gateway_port: u16, backend: u16) -> String {
-    format!(
+/// The small mesh: two gateways route Host [`HOST`] to the backend at
+/// 127.0.0.1:`backend` (a ServiceEntry selecting a WorkloadEntry), so that ironmesh-proxy
+/// and Envoy can run side by side on the same config: `istio: ingressgateway` (Pod on
+/// 127.0.0.30, listener on `ours`) and `istio: ingressgateway-envoy` (Pod on 127.0.0.31,
+/// listener on `envoy`). One VirtualService binds both gateways.
+pub fn gateway_yaml(ours: u16, envoy: u16, backend: u16) -> String {
+    let mut y = format!(
         r#"apiVersion: v1
 kind: Namespace
 metadata: {{name: bench}}
@@ -175,52 +177,59 @@ spec:
   ports: {{http: {backend}}}
 ---
 apiVersion: networking.istio.io/v1beta1
-kind: Gateway
-metadata: {{name: bench-gateway, namespace: bench}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: 80, name: http, protocol: HTTP}}
-    hosts: ["{HOST}"]
----
-apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
 metadata: {{name: bench, namespace: bench}}
 spec:
   hosts: ["{HOST}"]
-  gateways: [bench-gateway]
+  gateways: [bench-gateway, bench-gateway-envoy]
   http:
   - route: [{{destination: {{host: backend.bench.internal}}}}]
 ---
 apiVersion: v1
 kind: Namespace
 metadata: {{name: istio-system}}
+"#
+    );
+    for (suffix, ip, port) in [("", "127.0.0.30", ours), ("-envoy", "127.0.0.31", envoy)] {
+        let _ = write!(
+            y,
+            r#"---
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {{name: bench-gateway{suffix}, namespace: bench}}
+spec:
+  selector: {{istio: ingressgateway{suffix}}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["{HOST}"]
 ---
 apiVersion: v1
 kind: Service
 metadata:
-  name: istio-ingressgateway
+  name: istio-ingressgateway{suffix}
   namespace: istio-system
-  labels: {{app: istio-ingressgateway, istio: ingressgateway}}
+  labels: {{app: istio-ingressgateway{suffix}, istio: ingressgateway{suffix}}}
 spec:
-  selector: {{app: istio-ingressgateway, istio: ingressgateway}}
-  ports: [{{name: http2, port: 80, protocol: TCP, targetPort: {gateway_port}}}]
+  selector: {{app: istio-ingressgateway{suffix}, istio: ingressgateway{suffix}}}
+  ports: [{{name: http2, port: 80, protocol: TCP, targetPort: {port}}}]
 ---
 apiVersion: v1
 kind: Pod
 metadata:
-  name: istio-ingressgateway-bench-0
+  name: istio-ingressgateway{suffix}-bench-0
   namespace: istio-system
-  labels: {{app: istio-ingressgateway, istio: ingressgateway, sidecar.istio.io/inject: "false"}}
+  labels: {{app: istio-ingressgateway{suffix}, istio: ingressgateway{suffix}, sidecar.istio.io/inject: "false"}}
 spec:
   serviceAccountName: istio-ingressgateway-service-account
   containers: [{{name: istio-proxy, image: "docker.io/istio/proxyv2:1.17.2"}}]
 status:
   phase: Running
-  podIP: 127.0.0.30
+  podIP: {ip}
   conditions: [{{type: Ready, status: "True"}}]
 "#
-    )
+        );
+    }
+    y
 }
 
 /// `services` Kubernetes Services (HTTP port 80 → 8080, VIPs in 240.240.0.0/16), each
