@@ -122,8 +122,9 @@ type H1Return = (
 
 /// Telemetry and pool bookkeeping finished when the response body ends.
 struct Done {
-    rt: Arc<Runtime>,
-    hcm: Arc<HttpManager>,
+    /// The connection's, not the runtime's or the listener's: those are shared by every
+    /// worker, and a reference count written by two cores costs a cross-core transfer.
+    conn: Arc<HttpConn>,
     info: Box<StreamInfo>,
     start: Instant,
     received: Arc<AtomicU64>,
@@ -153,7 +154,8 @@ impl Finish for Done {
         if let (true, Some((s, pool, local))) = (complete, this.h1.take()) {
             pool.give_back(s, local);
         }
-        this.rt.telemetry.record(&this.info, &this.hcm.access_logs);
+        let conn = &this.conn;
+        conn.rt.telemetry.record(&this.info, &conn.hcm.access_logs);
     }
 }
 
@@ -197,8 +199,7 @@ impl Ctx {
         self.info.response_headers =
             crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
         let done = Done {
-            rt: self.conn.rt.clone(),
-            hcm: hcm.clone(),
+            conn: self.conn,
             info: self.info,
             start: self.start,
             received: self.received,
@@ -418,6 +419,31 @@ fn effective_timeout(fwd: &Forward, h: &HeaderMap) -> Option<Duration> {
     fwd.timeout.or(fwd.max_stream_duration)
 }
 
+/// The snapshot as this worker thread's requests hold it: one reference to the shared
+/// snapshot per worker, renewed when discovery swaps in a new one, so that requests
+/// clone a reference count only their own core writes. (An idle worker keeps the last
+/// snapshot it served until its next request.)
+struct WorkerSnapshot(Arc<crate::model::Snapshot>);
+
+fn worker_snapshot(rt: &Runtime) -> Arc<WorkerSnapshot> {
+    thread_local! {
+        static HELD: std::cell::RefCell<Option<Arc<WorkerSnapshot>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let current = rt.snapshot.load();
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        match held.as_ref() {
+            Some(h) if Arc::ptr_eq(&h.0, &current) => h.clone(),
+            _ => {
+                let h = Arc::new(WorkerSnapshot(arc_swap::Guard::into_inner(current)));
+                *held = Some(h.clone());
+                h
+            }
+        }
+    })
+}
+
 async fn handle(
     conn: Arc<HttpConn>,
     req: Request<Incoming>,
@@ -432,7 +458,7 @@ pub(super) async fn route_request(
     mut req: Request<Option<Incoming>>,
 ) -> Response<RespBody> {
     let start = Instant::now();
-    let hcm = conn.hcm.clone();
+    let hcm = &conn.hcm;
     let mut info = Box::new(StreamInfo {
         direction: if hcm.direction == TrafficDirection::Inbound {
             Direction::Inbound
@@ -503,11 +529,12 @@ pub(super) async fn route_request(
         resp_ops: Vec::new(),
     };
 
-    let snap = conn.rt.snapshot.load_full();
-    let rc: Arc<RouteConfig> = match &hcm.routes {
-        RouteSource::Inline(rc) => rc.clone(),
+    let held = worker_snapshot(&conn.rt);
+    let snap = &held.0;
+    let rc: &RouteConfig = match &hcm.routes {
+        RouteSource::Inline(rc) => rc,
         RouteSource::Rds(name) => match snap.routes.get(name) {
-            Some(rc) => rc.clone(),
+            Some(rc) => rc,
             None => {
                 ctx.info.request_headers =
                     crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
@@ -525,7 +552,7 @@ pub(super) async fn route_request(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".to_string());
-    let route_and_vh = routing::select_vhost(&rc, &authority).and_then(|vh| {
+    let route_and_vh = routing::select_vhost(rc, &authority).and_then(|vh| {
         let view = RequestView {
             authority: &authority,
             path_and_query: &pq,
@@ -644,7 +671,7 @@ pub(super) async fn route_request(
         }
     }
     ctx.info.upstream_cluster = Some(cluster_name.to_string());
-    let Some(cluster) = snap.clusters.get(&**cluster_name).cloned() else {
+    let Some(cluster) = snap.clusters.get(&**cluster_name) else {
         ctx.info.request_headers =
             crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
         return ctx.local_reply(
@@ -657,7 +684,7 @@ pub(super) async fn route_request(
     if let Some(s) = &cluster.service {
         ctx.info.destination_service = Some(s.host.clone());
     }
-    let (addr, active, peer) = match snap.endpoints_of(&cluster) {
+    let (addr, active, peer) = match snap.endpoints_of(cluster) {
         None => (conn.dst, None, None),
         Some(eps) => {
             let policy = if cluster.lb == LbPolicy::ClusterProvided {
@@ -665,8 +692,11 @@ pub(super) async fn route_request(
             } else {
                 cluster.lb
             };
-            match lb::pick(&eps, policy, &mut rand::rng()) {
-                Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
+            match lb::pick(eps, policy, &mut rand::rng()) {
+                Some(h) => {
+                    let peer = h.peer.clone();
+                    (h.addr, Some(h), peer)
+                }
                 None => {
                     ctx.info.request_headers =
                         crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
@@ -680,7 +710,7 @@ pub(super) async fn route_request(
             }
         }
     };
-    drop(snap);
+    let active = active.map(ActiveGuard::new);
     ctx.info.upstream_host = Some(addr);
     if ctx.info.direction == Direction::Outbound {
         ctx.info.peer = peer;
@@ -749,7 +779,7 @@ pub(super) async fn route_request(
         if let Some(peer) = conn.rt.telemetry.peer_from_headers(h) {
             ctx.info.peer = Some(peer);
         }
-        if exchanges_metadata(&conn, &hcm) {
+        if exchanges_metadata(&conn, hcm) {
             h.remove(crate::telemetry::PEER_METADATA_HEADER);
             h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
         }
@@ -757,7 +787,7 @@ pub(super) async fn route_request(
         .rt
         .peer_headers
         .as_ref()
-        .filter(|_| exchanges_metadata(&conn, &hcm))
+        .filter(|_| exchanges_metadata(&conn, hcm))
     {
         for (k, v) in ph {
             h.insert(k.clone(), v.clone());
@@ -805,7 +835,7 @@ pub(super) async fn route_request(
         // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
         // part of every request's future, which is moved whole on creation.
         Box::pin(send_hyper(
-            parts, body, h2, &authority, &path, &received, key, &cluster, timeout,
+            parts, body, h2, &authority, &path, &received, key, cluster, timeout,
         ))
         .await
     };
@@ -877,7 +907,7 @@ pub(super) async fn route_request(
             .rt
             .peer_headers
             .as_ref()
-            .filter(|_| exchanges_metadata(&conn, &hcm))
+            .filter(|_| exchanges_metadata(&conn, hcm))
         {
             for (k, v) in ph {
                 parts.headers.insert(k.clone(), v.clone());

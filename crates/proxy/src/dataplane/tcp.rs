@@ -69,7 +69,7 @@ pub async fn proxy<D>(
             } else {
                 cluster.lb
             };
-            match lb::pick(&eps, policy, &mut rand::rng()) {
+            match lb::pick(eps, policy, &mut rand::rng()) {
                 Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
                 None => {
                     info.flags.set(ResponseFlags::UH);

@@ -9,6 +9,7 @@
 //! cross-thread hand-off per connection is cheap, and round-robin keeps the workers
 //! evenly loaded where `SO_REUSEPORT` hashing would not.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,14 +25,21 @@ impl Workers {
     pub fn start(n: usize) -> std::io::Result<Workers> {
         let mut handles = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
+            // Sockets and timers only: with the process and signal drivers every park
+            // would also try to reap child processes, on a lock shared by all workers.
             let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()?;
             handles.push(rt.handle().clone());
             std::thread::Builder::new()
                 .name(format!("ironmesh-worker-{i}"))
-                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+                .spawn(move || {
+                    SLOT.with(|s| s.set((i + 1) % SLOTS));
+                    rt.block_on(std::future::pending::<()>())
+                })?;
         }
+        SLOTS_IN_USE.fetch_max((n.max(1) + 1).min(SLOTS), Ordering::Relaxed);
         Ok(Workers {
             handles,
             next: AtomicUsize::new(0),
@@ -47,6 +55,28 @@ impl Workers {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles[i].spawn(f);
     }
+}
+
+/// Most per-thread slots of state every request updates (metric counters), so that
+/// each worker writes cache lines of its own: an atomic add on a line another core
+/// just wrote costs a cross-core transfer, several per request on the hot path.
+pub const SLOTS: usize = 8;
+
+/// Slots worth allocating: one per worker plus one for every other thread.
+static SLOTS_IN_USE: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// This thread's slot: worker `i` has `i + 1` (wrapping at [`SLOTS`]), other threads 0.
+pub fn slot() -> usize {
+    SLOT.with(Cell::get)
+}
+
+/// How many slots per-thread state should have (see [`SLOTS`]).
+pub fn slots_in_use() -> usize {
+    SLOTS_IN_USE.load(Ordering::Relaxed)
 }
 
 /// The worker count for `--concurrency N`: 0 means one per core, as in Istio.

@@ -29,7 +29,9 @@ pub struct RouteConfig {
     /// Exact domains → index in `vhosts` (the first virtual host listing one wins). A
     /// sidecar's route for a port lists every service's names (1 000 services: ~8 000
     /// domains), so exact lookups must not scan them.
-    pub exact_domains: HashMap<Box<str>, usize>,
+    /// Looked up per request with the Host header: a fast hash (lookups never insert,
+    /// so client-chosen keys cannot degrade the table).
+    pub exact_domains: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     pub ignore_port_in_host_matching: bool,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
@@ -760,7 +762,7 @@ impl RouteConfig {
 
     fn compile_inner(rc: &rpb::RouteConfiguration) -> R<RouteConfig> {
         let mut vhosts = Vec::with_capacity(rc.virtual_hosts.len());
-        let mut exact_domains = HashMap::new();
+        let mut exact_domains = HashMap::default();
         if rc.vhds.is_some() {
             return Err("vhds is not supported".into());
         }

@@ -23,14 +23,18 @@ pub struct RawResources {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub listeners: Arc<BTreeMap<String, Arc<Listener>>>,
-    pub routes: Arc<HashMap<String, Arc<RouteConfig>>>,
-    pub clusters: Arc<HashMap<String, Arc<Cluster>>>,
-    pub endpoints: Arc<HashMap<String, Arc<Endpoints>>>,
+    pub routes: Arc<NameMap<Arc<RouteConfig>>>,
+    pub clusters: Arc<NameMap<Arc<Cluster>>>,
+    pub endpoints: Arc<NameMap<Arc<Endpoints>>>,
     /// SDS secrets (gateway certificates) by resource name.
     pub secrets: Arc<HashMap<String, super::tls::Secret>>,
     /// Raw accepted resources by type URL.
     pub raw: Arc<BTreeMap<String, RawResources>>,
 }
+
+/// Resources by name, as every request looks routes, clusters and endpoints up: a
+/// fast hash rather than SipHash (names come from the control plane, not clients).
+pub type NameMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 fn decode_err(kind: &'static str, name: &str, e: String) -> CompileError {
     CompileError::new(kind, name, e)
@@ -38,14 +42,13 @@ fn decode_err(kind: &'static str, name: &str, e: String) -> CompileError {
 
 impl Snapshot {
     /// The endpoints of `cluster` (EDS or inline); `None` for ORIGINAL_DST.
-    pub fn endpoints_of(&self, cluster: &Cluster) -> Option<Arc<Endpoints>> {
+    /// Borrowed: a request reads them without touching the shared reference count.
+    pub fn endpoints_of<'a>(&'a self, cluster: &'a Cluster) -> Option<&'a Endpoints> {
+        static NONE_YET: std::sync::LazyLock<Endpoints> =
+            std::sync::LazyLock::new(Endpoints::default);
         match &cluster.kind {
-            ClusterKind::Eds(name) => self
-                .endpoints
-                .get(name)
-                .cloned()
-                .or_else(|| Some(Arc::new(Endpoints::default()))),
-            ClusterKind::Static(e) => Some(e.clone()),
+            ClusterKind::Eds(name) => Some(self.endpoints.get(name).map_or(&*NONE_YET, |e| &**e)),
+            ClusterKind::Static(e) => Some(e),
             ClusterKind::OriginalDst => None,
         }
     }
@@ -71,7 +74,7 @@ impl Snapshot {
                 next.listeners = Arc::new(out);
             }
             type_url::ROUTE => {
-                let mut out = HashMap::new();
+                let mut out = NameMap::default();
                 for (name, any) in resources.iter() {
                     let pb: RouteConfiguration =
                         decode(any).map_err(|e| decode_err("RouteConfiguration", name, e))?;
@@ -80,7 +83,7 @@ impl Snapshot {
                 next.routes = Arc::new(out);
             }
             type_url::CLUSTER => {
-                let mut out = HashMap::new();
+                let mut out = NameMap::default();
                 for (name, any) in resources.iter() {
                     let pb: ClusterPb = decode(any).map_err(|e| decode_err("Cluster", name, e))?;
                     out.insert(name.clone(), Arc::new(Cluster::compile(&pb)?));
@@ -88,7 +91,7 @@ impl Snapshot {
                 next.clusters = Arc::new(out);
             }
             type_url::ENDPOINT => {
-                let mut out = HashMap::new();
+                let mut out = NameMap::default();
                 for (name, any) in resources.iter() {
                     let pb: ClusterLoadAssignment =
                         decode(any).map_err(|e| decode_err("ClusterLoadAssignment", name, e))?;

@@ -1,8 +1,10 @@
 //! Istio's standard metrics, labelled like Istio's stats filter and rendered like
 //! Envoy's `/stats/prometheus`.
 //!
-//! Hot path: a record hashes its borrowed label inputs and finds its series under a
-//! read lock without allocating; only a new label combination builds strings.
+//! Hot path: a record hashes its borrowed label inputs and finds its series in its
+//! worker's own cache of the table without allocating; only a new label combination
+//! builds strings. Every series keeps one set of counters per worker (summed when
+//! rendered), so workers never write the same cache line.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -12,7 +14,9 @@ use std::hash::{BuildHasher, Hash};
 // showed in profiles.
 use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::dataplane::workers;
 
 use super::format::ops::grpc_status;
 use super::{Direction, PeerMetadata, StreamInfo};
@@ -169,17 +173,37 @@ impl Key {
     }
 }
 
+/// One worker's counters, on cache lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
 #[derive(Debug)]
 struct Entry<S> {
     /// `name="value",…` already escaped, in Istio's order.
     labels: String,
     /// `grpc` series also expose the message counters.
     grpc: bool,
-    series: S,
+    /// Per worker slot (`workers::slot()`); rendering sums them.
+    series: Box<[Padded<S>]>,
+}
+
+impl<S> Entry<S> {
+    fn mine(&self) -> &S {
+        &self.series[workers::slot() % self.series.len()].0
+    }
+
+    fn sum(&self, get: impl Fn(&S) -> u64) -> u64 {
+        self.series.iter().map(|s| get(&s.0)).sum()
+    }
 }
 
 /// A key and the entry it counts into.
-type Alias<S> = (Key, Arc<Entry<S>>);
+type Alias<S> = Arc<(Key, Arc<Entry<S>>)>;
+
+/// A worker's copy of the table's lookup (entries are never removed, so copies stay
+/// valid): finding a series touches no lock another worker uses.
+type LocalIndex<S> = Mutex<HashMap<u64, Vec<Alias<S>>, RandomState>>;
 
 #[derive(Debug)]
 struct Maps<S> {
@@ -210,6 +234,8 @@ pub const MAX_SERIES: usize = 20_000;
 struct Table<S> {
     hasher: RandomState,
     maps: RwLock<Maps<S>>,
+    /// Per worker slot.
+    local: Box<[Padded<LocalIndex<S>>]>,
     overflow: AtomicU64,
     max: usize,
 }
@@ -219,6 +245,9 @@ impl<S> Table<S> {
         Self {
             hasher: RandomState::default(),
             maps: RwLock::default(),
+            local: (0..workers::SLOTS)
+                .map(|_| Padded(Mutex::new(HashMap::default())))
+                .collect(),
             overflow: AtomicU64::new(0),
             max,
         }
@@ -238,19 +267,27 @@ impl<S: Default> Table<S> {
         count: impl FnOnce(&S),
     ) {
         let hash = self.hasher.hash_one(key);
-        if let Ok(maps) = self.maps.read() {
-            if let Some((_, e)) = maps
-                .by_key
+        let mut index = self.local[workers::slot() % self.local.len()]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = index
+            .get(&hash)
+            .and_then(|v| v.iter().find(|a| a.0.matches(key)))
+        {
+            count(a.1.mine());
+            return;
+        }
+        let found = self.maps.read().ok().and_then(|maps| {
+            maps.by_key
                 .get(&hash)
-                .and_then(|v| v.iter().find(|(k, _)| k.matches(key)))
-            {
-                count(&e.series);
-                return;
-            }
-        }
-        if let Some(e) = self.create(hash, key, tcp, local, peer) {
-            count(&e.series);
-        }
+                .and_then(|v| v.iter().find(|a| a.0.matches(key)).cloned())
+        });
+        let Some(alias) = found.or_else(|| self.create(hash, key, tcp, local, peer)) else {
+            return;
+        };
+        count(alias.1.mine());
+        index.entry(hash).or_default().push(alias);
     }
 
     fn create(
@@ -260,7 +297,7 @@ impl<S: Default> Table<S> {
         tcp: bool,
         local: &PeerMetadata,
         peer: Option<&Arc<PeerMetadata>>,
-    ) -> Option<Arc<Entry<S>>> {
+    ) -> Option<Alias<S>> {
         let labels = render_labels(key, tcp, local);
         let owned = Key {
             inbound: key.inbound,
@@ -275,12 +312,12 @@ impl<S: Default> Table<S> {
             mtls: key.mtls,
         };
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, e)) = maps
+        if let Some(a) = maps
             .by_key
             .get(&hash)
-            .and_then(|v| v.iter().find(|(k, _)| k.matches(key)))
+            .and_then(|v| v.iter().find(|a| a.0.matches(key)))
         {
-            return Some(e.clone());
+            return Some(a.clone());
         }
         if maps.keys >= self.max {
             drop(maps);
@@ -298,18 +335,18 @@ impl<S: Default> Table<S> {
                 let e = Arc::new(Entry {
                     grpc: key.protocol == "grpc",
                     labels: labels.clone(),
-                    series: S::default(),
+                    series: (0..workers::slots_in_use())
+                        .map(|_| Padded::default())
+                        .collect(),
                 });
                 maps.by_labels.insert(labels, e.clone());
                 e
             }
         };
-        maps.by_key
-            .entry(hash)
-            .or_default()
-            .push((owned, entry.clone()));
+        let alias = Arc::new((owned, entry));
+        maps.by_key.entry(hash).or_default().push(alias.clone());
         maps.keys += 1;
-        Some(entry)
+        Some(alias)
     }
 
     fn entries(&self) -> Vec<Arc<Entry<S>>> {
@@ -471,7 +508,7 @@ fn counter<S>(out: &mut String, name: &str, entries: &[Arc<Entry<S>>], get: impl
     }
     let _ = writeln!(out, "# TYPE {name} counter");
     for e in entries {
-        let _ = writeln!(out, "{name}{{{}}} {}", e.labels, get(&e.series));
+        let _ = writeln!(out, "{name}{{{}}} {}", e.labels, e.sum(&get));
     }
 }
 
@@ -486,10 +523,10 @@ fn histogram<S>(
     }
     let _ = writeln!(out, "# TYPE {name} histogram");
     for e in entries {
-        let h = get(&e.series);
+        let each = |f: &dyn Fn(&Histogram) -> u64| e.sum(|s| f(get(s)));
         let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += h.buckets[i].load(Relaxed);
+            cumulative += each(&|h| h.buckets[i].load(Relaxed));
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{},le=\"{}\"}} {cumulative}",
@@ -497,9 +534,10 @@ fn histogram<S>(
                 envoy_double(*b)
             );
         }
-        let count = h.count.load(Relaxed);
+        let count = each(&|h| h.count.load(Relaxed));
         let _ = writeln!(out, "{name}_bucket{{{},le=\"+Inf\"}} {count}", e.labels);
-        let _ = writeln!(out, "{name}_sum{{{}}} {}", e.labels, h.sum.load(Relaxed));
+        let sum = each(&|h| h.sum.load(Relaxed));
+        let _ = writeln!(out, "{name}_sum{{{}}} {sum}", e.labels);
         let _ = writeln!(out, "{name}_count{{{}}} {count}", e.labels);
     }
 }

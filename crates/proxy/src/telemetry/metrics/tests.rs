@@ -506,3 +506,38 @@ fn without_access_logs_only_the_grpc_content_type_is_kept() {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept["content-type"], "application/grpc+proto");
 }
+
+#[test]
+fn counts_from_every_worker_thread_are_summed() {
+    // Workers count into slots of their own; the exposition must still show one series
+    // with the total, histograms included.
+    let t = Arc::new(Telemetry::new(meta("a", "ns", "a", "v1")));
+    let workers = crate::dataplane::workers::Workers::start(2).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..6 {
+        let (t, tx) = (t.clone(), tx.clone());
+        workers.spawn(async move {
+            let slot = crate::dataplane::workers::slot();
+            t.record(&request(Direction::Outbound, None), &Default::default());
+            tx.send(slot).unwrap();
+        });
+    }
+    let mut slots: Vec<usize> = (0..6).map(|_| rx.recv().unwrap()).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots, [1, 2], "each worker has a slot of its own");
+    // And one from this thread (slot 0).
+    t.record(&request(Direction::Outbound, None), &Default::default());
+    let total = samples(&t, "istio_requests_total");
+    assert_eq!(total.len(), 1, "{total:?}");
+    assert_eq!(total[0].value, 7.0);
+    assert_eq!(
+        samples(&t, "istio_response_bytes_sum")[0].value,
+        7.0 * 508.0
+    );
+    let inf = samples(&t, "istio_request_duration_milliseconds_bucket");
+    assert_eq!(
+        inf.iter().find(|s| s.label("le") == "+Inf").unwrap().value,
+        7.0
+    );
+}
