@@ -8,8 +8,11 @@
 #
 # Each candidate gets a fresh process and a 5 s `wrk -t1 -c16` run per round against a
 # 1 KiB file served by nginx (1 worker); the proxy runs as a router from a static
-# --config-file (one listener, one STATIC cluster). Prints requests/s per run and the
-# average per candidate. Needs nginx and wrk. Ports 18080-18082 on 127.0.0.1.
+# --config-file (one listener, one STATIC cluster). Prints requests/s and the candidate's
+# CPU microseconds per request (user / user+system, from /proc over the wrk run; for
+# nginx its master and worker) per run, and the averages per candidate. User time per
+# request is the steadier figure when the machine's speed drifts. Needs nginx and wrk.
+# Ports 18080-18082 on 127.0.0.1.
 set -euo pipefail
 ROUNDS=${1:?rounds}
 shift
@@ -17,7 +20,7 @@ W=$(mktemp -d /tmp/ironmesh-ab.XXXXXX)
 chmod 755 "$W"
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" ${M:-}; do kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$W"
 }
@@ -52,6 +55,14 @@ nginx -p "$W/nb" -e "$W/nb/error.log" -c "$W/nb/nginx.conf" &
 PIDS+=($!)
 sleep 0.5
 RESULTS=()
+HZ=$(getconf CLK_TCK)
+# User and system ticks of every thread of the given processes (fields 14 and 15 of
+# /proc/PID/task/TID/stat, counted after the command name, which may hold spaces).
+cpu_ticks() {
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/stat 2>/dev/null; done |
+        sed 's/.*) //' | awk '{ u += $12; s += $13 } END { print u + 0, s + 0 }'
+}
 for r in $(seq "$ROUNDS"); do
     for b in "$@"; do
         if [ "$b" = nginx ]; then
@@ -64,11 +75,17 @@ for r in $(seq "$ROUNDS"); do
             M=$! PORT=18080
         fi
         sleep 1
+        PROCS="$M $(pgrep -P "$M" | tr '\n' ' ' || true)"
+        read -r U0 S0 < <(cpu_ticks $PROCS)
         RPS=$(wrk -t1 -c16 -d5s "http://127.0.0.1:$PORT/1k.html" | awk '/Requests\/sec/ {print $2}')
+        read -r U1 S1 < <(cpu_ticks $PROCS)
         kill -TERM "$M"
         wait "$M" 2>/dev/null || true
-        echo "round $r  $b  ${RPS:-0} req/s"
-        RESULTS+=("$b ${RPS:-0}")
+        # ticks (1/HZ s) per request over the 5 s run, in microseconds.
+        US=$(awk -v u=$((U1 - U0)) -v s=$((S1 - S0)) -v r="${RPS:-0}" -v hz="$HZ" \
+            'BEGIN { n = r * 5; if (n == 0) n = 1; printf "%.1f %.1f", u * 1e6 / hz / n, (u + s) * 1e6 / hz / n }')
+        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req"
+        RESULTS+=("$b ${RPS:-0} $US")
     done
 done
-printf '%s\n' "${RESULTS[@]}" | awk '{s[$1]+=$2; n[$1]++} END {for (k in s) printf "average  %s  %.0f req/s\n", k, s[k]/n[k]}'
+printf '%s\n' "${RESULTS[@]}" | awk '{s[$1]+=$2; u[$1]+=$3; t[$1]+=$4; n[$1]++} END {for (k in s) printf "average  %s  %.0f req/s  %.1f / %.1f us/req\n", k, s[k]/n[k], u[k]/n[k], t[k]/n[k]}'
