@@ -130,10 +130,11 @@ async fn run(cmd: RoleCmd) -> anyhow::Result<()> {
             LogStyle::Plain,
         ),
     };
+    let stop = terminated();
     let listener = server::bind(serve.addr(role)).await?;
     tokio::select! {
         result = server::serve(listener, handler, style) => result,
-        () = terminated() => Ok(()),
+        () = stop => Ok(()),
     }
 }
 
@@ -144,25 +145,32 @@ async fn sleep(seconds: Option<u64>) -> anyhow::Result<()> {
             None => std::future::pending::<()>().await,
         }
     };
+    let stop = terminated();
     tokio::select! {
         () = wait => {}
-        () = terminated() => {}
+        () = stop => {}
     }
     Ok(())
 }
 
 /// SIGTERM (what `ironmesh down` and Kubernetes send) or SIGINT: exit 0 so the runtime
-/// does not count a normal stop as a crash.
-async fn terminated() {
+/// does not count a normal stop as a crash. The handlers are registered when this is
+/// called, not when it is first polled: callers call it before they bind and announce
+/// themselves, so a SIGTERM right after the `listening` line never meets the default
+/// action (death by signal).
+fn terminated() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
