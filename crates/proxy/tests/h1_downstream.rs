@@ -136,11 +136,17 @@ fn proxy(echo: &EchoServer) -> Proxy {
     p
 }
 
-#[test]
-fn pipelined_requests_are_answered_in_order_on_one_connection() {
+/// An echo backend, the proxy in front of it, and a client connection to the proxy.
+fn connected() -> (EchoServer, Proxy, Conn) {
     let echo = EchoServer::http("echo");
     let p = proxy(&echo);
-    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    let c = Conn::open(p.addr("0.0.0.0_8080"));
+    (echo, p, c)
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let (_echo, _proxy, mut c) = connected();
     c.send("GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /direct HTTP/1.1\r\nHost: a\r\n\r\n");
     for path in ["/one", "/two"] {
         let r = c.response("GET");
@@ -158,9 +164,7 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
 
 #[test]
 fn head_204_and_large_bodies_are_framed_as_hyper_frames_them() {
-    let echo = EchoServer::http("echo");
-    let p = proxy(&echo);
-    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    let (_echo, _proxy, mut c) = connected();
     c.send("HEAD /direct HTTP/1.1\r\nHost: a\r\n\r\n");
     let r = c.response("HEAD");
     assert_eq!(r.status, 200);
@@ -190,9 +194,7 @@ fn head_204_and_large_bodies_are_framed_as_hyper_frames_them() {
 
 #[test]
 fn a_request_with_a_body_moves_the_connection_to_hyper_mid_way() {
-    let echo = EchoServer::http("echo");
-    let p = proxy(&echo);
-    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    let (_echo, _proxy, mut c) = connected();
     c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(c.response("GET").json()["path"], "/first");
     // A body, pipelined with a bodiless request after it: both served, in order.
@@ -206,9 +208,7 @@ fn a_request_with_a_body_moves_the_connection_to_hyper_mid_way() {
 
 #[test]
 fn connection_close_is_answered_and_honoured() {
-    let echo = EchoServer::http("echo");
-    let p = proxy(&echo);
-    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    let (_echo, p, mut c) = connected();
     c.send("GET /bye HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     let r = c.response("GET");
     assert_eq!(r.status, 200);

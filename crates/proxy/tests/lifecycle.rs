@@ -19,15 +19,21 @@ fn simple(echo: &EchoServer) -> serde_json::Value {
     )
 }
 
-#[test]
-fn readiness_reports_ready_after_config() {
-    let echo = EchoServer::http("e");
+/// A router on `simple` config, ready, its listener on a free loopback port.
+fn ready_router(echo: &EchoServer) -> Proxy {
     let p = Proxy::with_config(
         "router",
-        &simple(&echo),
+        &simple(echo),
         &["--bind-port", "8080=127.0.0.1:0"],
     );
     p.wait_ready();
+    p
+}
+
+#[test]
+fn readiness_reports_ready_after_config() {
+    let echo = EchoServer::http("e");
+    let p = ready_router(&echo);
     let ready = p.addr("readiness");
     let r = get(ready, "localhost", "/healthz/ready", &[]);
     assert_eq!(r.status, 200);
@@ -43,12 +49,7 @@ fn readiness_reports_ready_after_config() {
 #[test]
 fn sigterm_drains_in_flight_requests_and_stops_accepting() {
     let echo = EchoServer::http("e");
-    let mut p = Proxy::with_config(
-        "router",
-        &simple(&echo),
-        &["--bind-port", "8080=127.0.0.1:0"],
-    );
-    p.wait_ready();
+    let mut p = ready_router(&echo);
     let addr = p.addr("0.0.0.0_8080");
     assert_eq!(get(addr, "h", "/", &[]).status, 200);
     let slow = std::thread::spawn(move || get(addr, "h", "/delay/1500", &[]));
@@ -114,12 +115,7 @@ fn unsupported_config_is_rejected_with_the_reason() {
 #[test]
 fn runs_with_the_allocator_settings_in_its_environment() {
     let echo = EchoServer::http("e");
-    let p = Proxy::with_config(
-        "router",
-        &simple(&echo),
-        &["--bind-port", "8080=127.0.0.1:0"],
-    );
-    p.wait_ready();
+    let p = ready_router(&echo);
     let environ = std::fs::read(format!("/proc/{}/environ", p.child.id())).unwrap();
     let vars: Vec<String> = environ
         .split(|b| *b == 0)

@@ -259,9 +259,7 @@ where
     } else if has_length {
         Framing::Length
     } else if let Some(n) = body.size_hint().exact() {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa(n, &mut [0; 20]));
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "content-length: {n}\r\n");
         Framing::Length
     } else {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -333,18 +331,6 @@ fn parse_length(v: &HeaderValue) -> Option<u64> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
-}
-
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// Adds `data` behind `out`: copied when small, else written out with it.
@@ -477,12 +463,5 @@ mod tests {
             );
         }
         assert!(matches!(head(b"GET / HTTP/1.1\r\nHost: x"), Head::Partial));
-    }
-
-    #[test]
-    fn itoa_formats_decimal() {
-        for n in [0u64, 7, 10, 1024, u64::MAX] {
-            assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
     }
 }

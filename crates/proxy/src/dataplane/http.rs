@@ -695,7 +695,7 @@ pub(super) async fn route_request(
             match lb::pick(eps, policy, &mut rand::rng()) {
                 Some(h) => {
                     let peer = h.peer.clone();
-                    (h.addr, Some(h), peer)
+                    (h.addr, Some(ActiveGuard::new(h)), peer)
                 }
                 None => {
                     ctx.info.request_headers =
@@ -710,7 +710,6 @@ pub(super) async fn route_request(
             }
         }
     };
-    let active = active.map(ActiveGuard::new);
     ctx.info.upstream_host = Some(addr);
     if ctx.info.direction == Direction::Outbound {
         ctx.info.peer = peer;

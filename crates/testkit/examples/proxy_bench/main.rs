@@ -171,6 +171,8 @@ struct Target {
     addr: SocketAddr,
     /// Empty for direct (no proxy process to read).
     pids: Vec<u32>,
+    /// What keeps the path's processes running until the last round.
+    _running: Box<dyn std::any::Any>,
 }
 
 /// The figures taken one path at a time: idle RSS, then the fixed-rate run.
@@ -279,6 +281,7 @@ fn main() {
         name: "direct",
         addr: backend_addr,
         pids: Vec::new(),
+        _running: Box::new(()),
     });
 
     // The xDS proxies: one discovery, a gateway each.
@@ -294,8 +297,6 @@ fn main() {
     discovery.assert_config_accepted();
     let gateway = loopback(gateway_port);
     let router = node::router("127.0.0.30", "istio-ingressgateway-bench-0");
-    // Kept running until the last closed-loop round.
-    let mut _running: Vec<Box<dyn std::any::Any>> = Vec::new();
     let mut failed: Vec<Column> = Vec::new();
 
     match &o.proxy {
@@ -304,14 +305,12 @@ fn main() {
             "binary not built (see the build step)",
         )),
         Some(bin) => match start_ironmesh(&o, bin, &router, &discovery, Some(gateway), &[]) {
-            Ok(p) => {
-                paths.push(Target {
-                    name: "ironmesh-proxy",
-                    addr: gateway,
-                    pids: vec![p.pid()],
-                });
-                _running.push(Box::new(p));
-            }
+            Ok(p) => paths.push(Target {
+                name: "ironmesh-proxy",
+                addr: gateway,
+                pids: vec![p.pid()],
+                _running: Box::new(p),
+            }),
             Err(e) => failed.push(Column::na("ironmesh-proxy", &e)),
         },
     }
@@ -329,14 +328,12 @@ fn main() {
         match wait_proxy(&o, &discovery, &envoy_router, Some(envoy_addr), &mut || {
             envoy.alive()
         }) {
-            Ok(()) => {
-                paths.push(Target {
-                    name: "Envoy",
-                    addr: envoy_addr,
-                    pids: vec![envoy.pid()],
-                });
-                _running.push(Box::new(envoy));
-            }
+            Ok(()) => paths.push(Target {
+                name: "Envoy",
+                addr: envoy_addr,
+                pids: vec![envoy.pid()],
+                _running: Box::new(envoy),
+            }),
             Err(e) => failed.push(Column::na("Envoy", &e)),
         }
     }
@@ -349,8 +346,8 @@ fn main() {
                 name: "nginx",
                 addr,
                 pids: procs::tree(nginx.pid()),
+                _running: Box::new(nginx),
             });
-            _running.push(Box::new(nginx));
         } else {
             failed.push(Column::na("nginx", "did not answer within 10s"));
         }
@@ -362,12 +359,11 @@ fn main() {
         columns.push(Column::ok(p.name, m));
     }
     // In the table's fixed order, whatever did not run included.
-    for c in failed {
-        columns.push(c);
-    }
+    columns.extend(failed);
     let order = ["direct", "ironmesh-proxy", "Envoy", "nginx"];
     columns.sort_by_key(|c| order.iter().position(|n| *n == c.name));
-    drop(_running);
+    // Stops the proxies.
+    drop(paths);
     drop(backend);
 
     // (d) Sidecars holding the large config.
