@@ -219,3 +219,28 @@ fn connection_close_is_answered_and_honoured() {
     c.send("GET / HTTP/1.1\r\nbad header\r\n\r\n");
     assert_eq!(c.response("GET").status, 400);
 }
+
+#[test]
+fn each_request_of_a_connection_gets_its_own_route_timeout() {
+    // The connection's requests share one timer (`dataplane/deadline.rs`), armed for
+    // the first deadline it was given.
+    let (_echo, _proxy, mut c) = connected();
+    let get = |c: &mut Conn, path: &str, timeout_ms: u32| {
+        c.send(&format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\nx-envoy-upstream-rq-timeout-ms: {timeout_ms}\r\n\r\n"
+        ));
+        c.response("GET").status
+    };
+    assert_eq!(get(&mut c, "/delay/10", 300), 200);
+    // Runs past the first request's deadline, within its own.
+    assert_eq!(get(&mut c, "/delay/600", 3000), 200);
+    // A deadline earlier than the one the timer is armed for.
+    let asked = std::time::Instant::now();
+    assert_eq!(get(&mut c, "/delay/2000", 100), 504);
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "timed out at its own deadline, not the earlier request's"
+    );
+    // Still in step, with no timeout pending from before.
+    assert_eq!(get(&mut c, "/delay/10", 0), 200);
+}

@@ -294,7 +294,7 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
             .as_u64()
             .expect("connection_id is a number"),
         attempt_count: j["attempts"].as_u64().map(|n| n as u32),
-        scheme: st(&j["scheme"]),
+        scheme: st(&j["scheme"]).map(Into::into),
         // HTTP derives it from x-request-id; TCP connections carry their own.
         stream_id: if protocol.is_none() {
             st(&j["stream_id"])
@@ -305,13 +305,13 @@ fn info_from_envoy(j: &serde_json::Value) -> StreamInfo {
         protocol,
         request_headers: protocol.map(|_| Arc::new(req)),
         response_headers: Some(Arc::new(resp)),
-        method: st(&j["method"]),
+        method: st(&j["method"]).map(Into::into),
         path: st(&j["path"]),
         authority: st(&j["authority"]),
         response_code: j["response_code"]
             .as_u64()
             .expect("response_code is a number") as u16,
-        response_code_details: st(&j["response_code_details"]),
+        response_code_details: st(&j["response_code_details"]).map(Into::into),
         connection_termination_details: st(&j["connection_termination_details"]),
         flags: ResponseFlags::from_short(j["response_flags"].as_str().unwrap())
             .expect("known flags"),

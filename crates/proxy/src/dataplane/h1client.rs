@@ -35,6 +35,8 @@ const MAX_HEADERS: usize = 128;
 /// Most idle connections kept per upstream host and worker.
 const MAX_IDLE: usize = 64;
 
+/// Boxed wherever it goes (`Box<Conn>`): made once per connection, it then moves with
+/// every request through the pool, the exchange and the response body.
 pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
@@ -43,15 +45,17 @@ pub struct Conn {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<PoolKey, Vec<Conn>, foldhash::fast::RandomState>> =
+    // Boxes, not `Conn`s: a pooled connection leaves the pool with the next request.
+    #[allow(clippy::vec_box)]
+    static IDLE: RefCell<HashMap<PoolKey, Vec<Box<Conn>>, foldhash::fast::RandomState>> =
         RefCell::new(HashMap::default());
 }
 
-fn take_idle(key: PoolKey) -> Option<Conn> {
+fn take_idle(key: PoolKey) -> Option<Box<Conn>> {
     IDLE.with(|m| m.borrow_mut().get_mut(&key).and_then(Vec::pop))
 }
 
-fn give_back(conn: Conn) {
+fn give_back(conn: Box<Conn>) {
     IDLE.with(|m| {
         let mut m = m.borrow_mut();
         let idle = m.entry(conn.key).or_default();
@@ -115,12 +119,12 @@ pub async fn send(
     let local = io
         .local_addr()
         .map_err(|e| SendError::Connect(ConnectError::Io(e)))?;
-    let c = Conn {
+    let c = Box::new(Conn {
         io,
         buf: BytesMut::with_capacity(8 * 1024),
         local,
         key,
-    };
+    });
     match exchange(c, head, is_head).await {
         Ok(a) => Ok(a),
         Err(Failure::BeforeAnswer(e) | Failure::Other(e)) => Err(SendError::Reset(e)),
@@ -133,7 +137,7 @@ enum Failure {
     Other(String),
 }
 
-async fn exchange(mut c: Conn, head: &[u8], is_head: bool) -> Result<Answer, Failure> {
+async fn exchange(mut c: Box<Conn>, head: &[u8], is_head: bool) -> Result<Answer, Failure> {
     c.buf.clear();
     c.io.write_all(head)
         .await
@@ -146,10 +150,11 @@ async fn exchange(mut c: Conn, head: &[u8], is_head: bool) -> Result<Answer, Fai
                     c.buf.advance(n);
                     continue;
                 }
-                Parsed::Complete(mut response) => {
-                    let framing = framing(&response, is_head).map_err(Failure::Other)?;
+                Parsed::Complete(mut response, seen) => {
+                    let framing = framing(&response, seen, is_head).map_err(Failure::Other)?;
                     let reusable = response.version() == Version::HTTP_11
-                        && !has_token(response.headers(), header::CONNECTION, "close")
+                        && !(seen.connection
+                            && has_token(response.headers(), header::CONNECTION, "close"))
                         && !matches!(framing, Framing::UntilClose);
                     // Hop-by-hop framing is the proxy's business downstream.
                     let local = c.local;
@@ -160,7 +165,9 @@ async fn exchange(mut c: Conn, head: &[u8], is_head: bool) -> Result<Answer, Fai
                         trailers: None,
                     };
                     body.release_if_done();
-                    response.headers_mut().remove(header::TRANSFER_ENCODING);
+                    if seen.transfer_encoding {
+                        response.headers_mut().remove(header::TRANSFER_ENCODING);
+                    }
                     let (parts, ()) = response.into_parts();
                     return Ok(Answer {
                         response: Response::from_parts(parts, body),
@@ -238,8 +245,17 @@ enum Parsed {
     Partial,
     /// A 1xx head other than 101, `n` bytes long, to skip.
     Informational(usize),
-    /// A final head, already taken out of the buffer.
-    Complete(Response<()>),
+    /// A final head, already taken out of the buffer, and which framing headers it has.
+    Complete(Response<()>, Seen),
+}
+
+/// The framing headers a response head carries, noted while parsing it so that the
+/// (usual) absent ones cost no lookups.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
 }
 
 /// Parses a response head at the start of `buf`. A complete final head is taken out of
@@ -282,6 +298,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
     // Room for what the proxy adds (`server`, `x-envoy-upstream-service-time`, `date`)
     // without growing the table.
     let mut map = HeaderMap::with_capacity(count + 4);
+    let mut seen = Seen::default();
     for &(ns, nl, vs, vl) in &spans[..count] {
         let raw_name = &head[ns..ns + nl];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {
@@ -292,13 +309,19 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
         })?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
             .map_err(|_| format!("invalid value of header {name}"))?;
+        match name {
+            header::TRANSFER_ENCODING => seen.transfer_encoding = true,
+            header::CONTENT_LENGTH => seen.content_length = true,
+            header::CONNECTION => seen.connection = true,
+            _ => {}
+        }
         map.append(name, value);
     }
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = version;
     *resp.headers_mut() = map;
-    Ok(Parsed::Complete(resp))
+    Ok(Parsed::Complete(resp, seen))
 }
 
 fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -316,13 +339,18 @@ enum Framing {
 }
 
 /// RFC 9112 §6.3, in its order.
-fn framing(resp: &Response<()>, is_head: bool) -> Result<Framing, String> {
+fn framing(resp: &Response<()>, seen: Seen, is_head: bool) -> Result<Framing, String> {
     let s = resp.status();
     if is_head || s == StatusCode::NO_CONTENT || s == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
     let h = resp.headers();
-    if let Some(te) = h.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+    let last_te = if seen.transfer_encoding {
+        h.get_all(header::TRANSFER_ENCODING).iter().next_back()
+    } else {
+        None
+    };
+    if let Some(te) = last_te {
         let last_is_chunked = te
             .to_str()
             .ok()
@@ -335,7 +363,10 @@ fn framing(resp: &Response<()>, is_head: bool) -> Result<Framing, String> {
         });
     }
     let mut length = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
+    let lengths = seen
+        .content_length
+        .then(|| h.get_all(header::CONTENT_LENGTH).iter());
+    for v in lengths.into_iter().flatten() {
         let n: u64 = v
             .to_str()
             .ok()
@@ -380,10 +411,11 @@ impl From<Framing> for State {
 /// A response body read from the upstream connection as the downstream asks for it;
 /// the connection goes back to this worker's pool when the body ends.
 pub struct H1Body {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     state: State,
     reusable: bool,
-    trailers: Option<HeaderMap>,
+    // Boxed: rare, and the body moves with the response.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl H1Body {
@@ -426,7 +458,7 @@ impl Body for H1Body {
         let this = &mut *self;
         loop {
             let Some(c) = this.conn.as_mut() else {
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(*t))));
             };
             if c.buf.is_empty() && !matches!(this.state, State::Done) {
                 match ready!(poll_read_more(&mut c.io, &mut c.buf, cx)) {
@@ -531,7 +563,7 @@ impl Body for H1Body {
                             HeaderValue::from_bytes(v.trim_ascii()),
                         ) {
                             this.trailers
-                                .get_or_insert_with(HeaderMap::new)
+                                .get_or_insert_with(Default::default)
                                 .append(k, v);
                         }
                     }

@@ -58,6 +58,7 @@ where
     let mut drain = super::Drained::new(conn.rt.clone());
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(2048);
+    let mut timer = super::deadline::RouteTimer::new();
     loop {
         // A complete head, with any bytes after it left in `buf`.
         let (req, close) = loop {
@@ -100,8 +101,9 @@ where
         let is_head = req.method() == Method::HEAD;
 
         let resp = {
-            let routed = super::http::route_request(conn.clone(), req);
-            tokio::pin!(routed);
+            // Pinned where it is made: the future is large, and moving it costs a copy.
+            let mut routed =
+                std::pin::pin!(super::http::route_request(conn.clone(), req, &mut timer));
             // Meanwhile the client may close (the request is abandoned, as hyper and
             // Envoy do) or pipeline its next request (kept for later).
             let mut watching = true;
@@ -205,14 +207,9 @@ where
 {
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
-    // A 101 is never asked for on this path (upgrades go to hyper); nothing may follow it.
-    let keep_alive = keep_alive
-        && status != StatusCode::SWITCHING_PROTOCOLS
-        && !parts
-            .headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    // A 101 is never asked for on this path (upgrades go to hyper); nothing may follow
+    // it. A `connection: close` from the proxy is found below, among the headers.
+    let mut keep_alive = keep_alive && status != StatusCode::SWITCHING_PROTOCOLS;
     let may_have_length = !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED);
@@ -243,7 +240,12 @@ where
                 has_length = true;
             }
             header::DATE => has_date = true,
-            header::CONNECTION => has_connection = true,
+            header::CONNECTION => {
+                has_connection = true;
+                if value.as_bytes().eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                }
+            }
             _ => {}
         }
         out.extend_from_slice(name.as_str().as_bytes());

@@ -139,14 +139,48 @@ pub fn grpc_timeout(v: &HeaderValue) -> Option<Duration> {
     })
 }
 
-/// Decimal header value without allocating.
+/// A decimal header value, mostly without allocating.
+///
+/// The values the proxy sets on every request (`x-envoy-upstream-service-time`, the
+/// route's `x-envoy-expected-rq-timeout-ms`) repeat: numbers below 1000 come from a
+/// table of static values, made once, and a thread reuses its last larger one.
 pub fn int_value(n: u64) -> HeaderValue {
-    HeaderValue::from(n)
+    static SMALL: std::sync::OnceLock<Box<[HeaderValue]>> = std::sync::OnceLock::new();
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    if n < 1000 {
+        let table = SMALL.get_or_init(|| {
+            (0..1000u64)
+                .map(|i| HeaderValue::from_static(Box::leak(i.to_string().into_boxed_str())))
+                .collect()
+        });
+        return table[n as usize].clone();
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((m, v)) if *m == n => v.clone(),
+            _ => {
+                let v = HeaderValue::from(n);
+                *last = Some((n, v.clone()));
+                v
+            }
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_values_from_the_tables_and_not() {
+        for n in [0, 7, 999, 1000, 15000, 15000, 16000, u64::MAX] {
+            assert_eq!(int_value(n).to_str().unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn uuid_shape() {

@@ -127,7 +127,8 @@ struct Done {
     conn: Arc<HttpConn>,
     info: Box<StreamInfo>,
     start: Instant,
-    received: Arc<AtomicU64>,
+    /// Request body bytes, counted as hyper's client sends them (no body otherwise).
+    received: Option<Arc<AtomicU64>>,
     h1: Option<H1Return>,
     _active: Option<ActiveGuard>,
 }
@@ -137,7 +138,10 @@ impl Finish for Done {
         let mut this = *self;
         this.info.duration = this.start.elapsed();
         this.info.bytes_sent = bytes_sent;
-        this.info.bytes_received = this.received.load(Ordering::Relaxed);
+        this.info.bytes_received = this
+            .received
+            .as_ref()
+            .map_or(0, |r| r.load(Ordering::Relaxed));
         if let Some(t) = trailers {
             if let Some(s) = t
                 .get(&GRPC_STATUS)
@@ -165,7 +169,7 @@ struct Ctx {
     /// completion would otherwise copy it each time.
     info: Box<StreamInfo>,
     start: Instant,
-    received: Arc<AtomicU64>,
+    received: Option<Arc<AtomicU64>>,
     /// Response header operations to apply, most specific first.
     resp_ops: Vec<Arc<crate::model::route::HeaderOps>>,
 }
@@ -215,13 +219,13 @@ impl Ctx {
         status: StatusCode,
         body: &'static str,
         flag: u32,
-        details: &str,
+        details: &'static str,
     ) -> Response<RespBody> {
         let mut ctx = self;
         if flag != 0 {
             ctx.info.flags.set(flag);
         }
-        ctx.info.response_code_details = Some(details.to_string());
+        ctx.info.response_code_details = Some(details.into());
         let mut resp = Response::new(RespBody::full(Bytes::from_static(body.as_bytes())));
         *resp.status_mut() = status;
         if !body.is_empty() {
@@ -319,6 +323,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn rewrite_path(fwd: &Forward, route: &Route, path_and_query: &str) -> Option<String> {
+    if fwd.prefix_rewrite.is_none() && fwd.regex_rewrite.is_none() {
+        return None;
+    }
     let (path, query) = match path_and_query.find('?') {
         Some(i) => (&path_and_query[..i], &path_and_query[i..]),
         None => (path_and_query, ""),
@@ -402,15 +409,20 @@ fn pick_cluster(spec: &ClusterSpec) -> (&Arc<str>, Option<&WeightedTarget>) {
     }
 }
 
-/// The route timeout after client overrides.
-fn effective_timeout(fwd: &Forward, h: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = h
-        .get(&UPSTREAM_RQ_TIMEOUT)
+/// The route timeout after client overrides, and whether the client sent
+/// `x-envoy-upstream-rq-timeout-ms` (which is not passed on).
+fn effective_timeout(fwd: &Forward, h: &HeaderMap) -> (Option<Duration>, bool) {
+    let asked = h.get(&UPSTREAM_RQ_TIMEOUT);
+    if let Some(ms) = asked
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {
-        return (ms > 0).then(|| Duration::from_millis(ms));
+        return ((ms > 0).then(|| Duration::from_millis(ms)), true);
     }
+    (route_timeout(fwd, h), asked.is_some())
+}
+
+fn route_timeout(fwd: &Forward, h: &HeaderMap) -> Option<Duration> {
     if let Some(max) = fwd.grpc_timeout_header_max {
         if let Some(t) = h.get(&GRPC_TIMEOUT).and_then(grpc_timeout) {
             return Some(if max.is_zero() { t } else { t.min(max) });
@@ -448,14 +460,17 @@ async fn handle(
     conn: Arc<HttpConn>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
-    Ok(route_request(conn, req.map(Some)).await)
+    let mut timer = super::deadline::RouteTimer::new();
+    Ok(route_request(conn, req.map(Some), &mut timer).await)
 }
 
 /// Routes one request (its body, if any, still to come from hyper) and returns the
-/// response to send downstream.
+/// response to send downstream. `timer` bounds it by the route timeout; a connection
+/// serving its requests one at a time passes the same one to each.
 pub(super) async fn route_request(
     conn: Arc<HttpConn>,
     mut req: Request<Option<Incoming>>,
+    timer: &mut super::deadline::RouteTimer,
 ) -> Response<RespBody> {
     let start = Instant::now();
     let hcm = &conn.hcm;
@@ -465,7 +480,8 @@ pub(super) async fn route_request(
         } else {
             Direction::Outbound
         },
-        start_time: Some(SystemTime::now()),
+        // Only access logs print it (a clock read per request otherwise).
+        start_time: (!hcm.access_logs.is_empty()).then(SystemTime::now),
         protocol: Some(protocol_name(req.version())),
         downstream_local_address: Some(conn.dst),
         downstream_remote_address: Some(conn.peer),
@@ -510,7 +526,7 @@ pub(super) async fn route_request(
             );
         }
     }
-    info.method = Some(req.method().as_str().to_string());
+    info.method = Some(crate::telemetry::method_text(req.method()));
     info.path = Some(
         req.uri()
             .path_and_query()
@@ -519,13 +535,12 @@ pub(super) async fn route_request(
             .to_string(),
     );
     info.authority = Some(authority.clone());
-    info.scheme = Some(scheme.to_string());
-    let received = Arc::new(AtomicU64::new(0));
+    info.scheme = Some(scheme.into());
     let mut ctx = Ctx {
         conn: conn.clone(),
         info,
         start,
-        received: received.clone(),
+        received: None,
         resp_ops: Vec::new(),
     };
 
@@ -717,7 +732,7 @@ pub(super) async fn route_request(
 
     let upgrade = hcm.websocket && is_upgrade(&req);
     let down_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let timeout = effective_timeout(fwd, req.headers());
+    let (timeout, asked_timeout) = effective_timeout(fwd, req.headers());
     let h2 = !upgrade
         && match cluster.protocol {
             UpstreamProtocol::Http2 => true,
@@ -729,7 +744,9 @@ pub(super) async fn route_request(
     let (mut parts, body) = req.into_parts();
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
-    h.remove(&UPSTREAM_RQ_TIMEOUT);
+    if asked_timeout {
+        h.remove(&UPSTREAM_RQ_TIMEOUT);
+    }
     // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te` at all.
     if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
         h.remove(header::TE);
@@ -761,12 +778,15 @@ pub(super) async fn route_request(
     route.request_headers.apply(h);
     vh.request_headers.apply(h);
     rc.request_headers.apply(h);
-    // A header op may target the Host header.
+    // A header op may target the Host header. When Host already carries the authority
+    // to send, it stays as it is.
+    let mut host_set = false;
     if new_authority.is_none() && parts.version != Version::HTTP_2 {
         if let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) {
             if host != authority {
                 new_authority = Some(host.to_string());
             }
+            host_set = true;
         }
     }
     if vh.include_request_attempt_count {
@@ -805,7 +825,7 @@ pub(super) async fn route_request(
     // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
     // through hyper's (see `h1client`).
     let inline = !h2 && !upgrade && body.as_ref().is_none_or(|b| b.is_end_stream());
-    if !h2 {
+    if !h2 && !host_set {
         if let Ok(v) = HeaderValue::from_str(&authority) {
             h.insert(header::HOST, v);
         }
@@ -822,9 +842,17 @@ pub(super) async fn route_request(
                 | Method::PUT
                 | Method::DELETE
         );
-        let send = super::h1client::send(key, cluster.connect_timeout, &head, is_head, idempotent);
+        // Pinned where it is made: moving its (large) state into the timer costs copies.
+        let send = std::pin::pin!(super::h1client::send(
+            key,
+            cluster.connect_timeout,
+            &head,
+            is_head,
+            idempotent
+        ));
         let sent = match timeout {
-            Some(t) => tokio::time::timeout(t, send)
+            Some(t) => timer
+                .run((upstream_start + t).into(), send)
                 .await
                 .unwrap_or(Err(SendError::Timeout)),
             None => send.await,
@@ -834,7 +862,15 @@ pub(super) async fn route_request(
         // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
         // part of every request's future, which is moved whole on creation.
         Box::pin(send_hyper(
-            parts, body, h2, &authority, &path, &received, key, cluster, timeout,
+            parts,
+            body,
+            h2,
+            &authority,
+            &path,
+            ctx.received.insert(Arc::default()),
+            key,
+            cluster,
+            timeout,
         ))
         .await
     };

@@ -5,6 +5,7 @@
 //! connections, which keep the listener/filter chain they started with.
 
 pub mod body;
+pub mod deadline;
 pub mod detect;
 pub mod h1client;
 pub mod h1server;

@@ -25,8 +25,10 @@ impl Workers {
     pub fn start(n: usize) -> std::io::Result<Workers> {
         let mut handles = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
-            // Sockets and timers only: with the process and signal drivers every park
-            // would also try to reap child processes, on a lock shared by all workers.
+            // Sockets and timers. (tokio puts its signal and process drivers under every
+            // I/O driver when those features are compiled in; the process one would try
+            // to reap child processes on every park, on a lock all workers share, so no
+            // crate of this workspace enables tokio's `process` feature.)
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()

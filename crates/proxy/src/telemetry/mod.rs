@@ -9,6 +9,7 @@
 //! `access_log` (xDS loggers and their writers), `metrics` (Istio's standard metrics),
 //! `peer` (workload metadata and Istio's metadata exchange).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -38,6 +39,32 @@ pub enum Direction {
     Inbound,
 }
 
+/// Text a stream's record holds: mostly constants (methods, schemes, response code
+/// details), which then cost no allocation per request.
+pub type Text = Cow<'static, str>;
+
+/// A method as [`Text`], borrowed for the standard ones.
+pub fn method_text(m: &http::Method) -> Text {
+    const STANDARD: [http::Method; 9] = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::PUT,
+        http::Method::DELETE,
+        http::Method::HEAD,
+        http::Method::OPTIONS,
+        http::Method::PATCH,
+        http::Method::CONNECT,
+        http::Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().position(|s| s == m) {
+        Some(i) => Cow::Borrowed(NAMES[i]),
+        None => Cow::Owned(m.as_str().to_string()),
+    }
+}
+
 /// Everything known about one HTTP request or one TCP connection when it ends; what
 /// Envoy's `StreamInfo` is to its access loggers and stats filters.
 #[derive(Debug, Clone, Default)]
@@ -58,14 +85,14 @@ pub struct StreamInfo {
     /// Request headers as received (after the proxy's own additions such as
     /// x-request-id); `None` for TCP.
     pub request_headers: Option<Arc<http::HeaderMap>>,
-    pub method: Option<String>,
+    pub method: Option<Text>,
     /// `x-envoy-original-path` if set, else `:path`.
     pub path: Option<String>,
     pub authority: Option<String>,
     /// 0 when no response was sent (TCP, or the downstream went away first).
     pub response_code: u16,
     /// `via_upstream`, `route_not_found`, `no_healthy_upstream`, `upstream_reset_before_response_started{connection_failure}`, …
-    pub response_code_details: Option<String>,
+    pub response_code_details: Option<Text>,
     pub response_headers: Option<Arc<http::HeaderMap>>,
     pub response_trailers: Option<Arc<http::HeaderMap>>,
     pub grpc_status: Option<i32>,
@@ -106,7 +133,7 @@ pub struct StreamInfo {
     /// connections a random UUID).
     pub stream_id: Option<String>,
     /// `:scheme` of the request (`%REQ(:SCHEME)%`).
-    pub scheme: Option<String>,
+    pub scheme: Option<Text>,
     /// Downstream connection id (`%CONNECTION_ID%`).
     pub connection_id: u64,
     /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
@@ -149,10 +176,12 @@ impl StreamInfo {
             direction,
             start_time: Some(start_time),
             protocol: Some(protocol_name(parts.version)),
-            method: Some(parts.method.as_str().to_string()),
+            method: Some(method_text(&parts.method)),
             path,
             authority,
-            scheme: Some(parts.uri.scheme_str().unwrap_or("http").to_string()),
+            scheme: Some(Cow::Owned(
+                parts.uri.scheme_str().unwrap_or("http").to_string(),
+            )),
             request_headers: Some(Arc::new(headers.clone())),
             ..Default::default()
         }

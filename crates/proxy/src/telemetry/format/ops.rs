@@ -287,14 +287,18 @@ impl Op {
                 .and(info.upstream_protocol.or(info.protocol))
                 .map_or(Value::Missing, |p| Value::Str(Cow::Borrowed(p))),
             Op::ResponseCode => Value::Num(u64::from(info.response_code)),
-            Op::ResponseCodeDetails => opt_str(&info.response_code_details),
-            Op::ConnectionTerminationDetails => opt_str(&info.connection_termination_details),
+            Op::ResponseCodeDetails => opt_str(info.response_code_details.as_deref()),
+            Op::ConnectionTerminationDetails => {
+                opt_str(info.connection_termination_details.as_deref())
+            }
             Op::ResponseFlags => super::flags_value(info.flags),
             Op::ResponseFlagsLong => Value::Str(Cow::Owned(info.flags.to_long_string())),
             Op::BytesReceived => Value::Num(info.bytes_received),
             Op::BytesSent => Value::Num(info.bytes_sent),
-            Op::UpstreamCluster => opt_str(&info.upstream_cluster),
-            Op::UpstreamTransportFailureReason => opt_str(&info.upstream_transport_failure_reason),
+            Op::UpstreamCluster => opt_str(info.upstream_cluster.as_deref()),
+            Op::UpstreamTransportFailureReason => {
+                opt_str(info.upstream_transport_failure_reason.as_deref())
+            }
             Op::Address(which, part) => {
                 let addr = match which {
                     Addr::UpstreamHost => info.upstream_host,
@@ -306,19 +310,19 @@ impl Op {
                 addr_value(addr, *part)
             }
             Op::DownstreamPeerUriSan => match info.direction {
-                super::super::Direction::Inbound => opt_str(&info.peer_principal),
+                super::super::Direction::Inbound => opt_str(info.peer_principal.as_deref()),
                 super::super::Direction::Outbound => Value::Missing,
             },
             Op::DownstreamLocalUriSan => match info.direction {
-                super::super::Direction::Inbound => opt_str(&info.local_principal),
+                super::super::Direction::Inbound => opt_str(info.local_principal.as_deref()),
                 super::super::Direction::Outbound => Value::Missing,
             },
             Op::UpstreamPeerUriSan => match info.direction {
-                super::super::Direction::Outbound => opt_str(&info.peer_principal),
+                super::super::Direction::Outbound => opt_str(info.peer_principal.as_deref()),
                 super::super::Direction::Inbound => Value::Missing,
             },
-            Op::RequestedServerName => opt_str(&info.requested_server_name),
-            Op::RouteName => opt_str(&info.route_name),
+            Op::RequestedServerName => opt_str(info.requested_server_name.as_deref()),
+            Op::RouteName => opt_str(info.route_name.as_deref()),
             Op::ConnectionId => Value::Num(info.connection_id),
             Op::AttemptCount => info
                 .attempt_count
@@ -409,8 +413,8 @@ fn opt_ms(d: Option<Duration>) -> Value<'static> {
     d.map_or(Value::Missing, |d| Value::Num(ms(d)))
 }
 
-fn opt_str(s: &Option<String>) -> Value<'_> {
-    match s.as_deref() {
+fn opt_str(s: Option<&str>) -> Value<'_> {
+    match s {
         Some(s) if !s.is_empty() => Value::Str(Cow::Borrowed(s)),
         _ => Value::Missing,
     }
