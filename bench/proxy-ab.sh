@@ -11,7 +11,10 @@
 # --config-file (one listener, one STATIC cluster). Prints requests/s and the candidate's
 # CPU microseconds per request (user / user+system, from /proc over the wrk run; for
 # nginx its master and worker) per run, and the averages per candidate. User time per
-# request is the steadier figure when the machine's speed drifts. Needs nginx and wrk.
+# request is the steadier figure when the machine's speed drifts. Also printed per run:
+# context switches per request (voluntary / involuntary, all threads, from
+# /proc/PID/task/TID/status), and with SYSCALLS=1 system calls per request (`perf stat
+# -e raw_syscalls:sys_enter` over the wrk run; needs perf). Needs nginx and wrk.
 # Ports 18080-18082 on 127.0.0.1.
 set -euo pipefail
 ROUNDS=${1:?rounds}
@@ -63,6 +66,13 @@ cpu_ticks() {
     for p in "$@"; do cat /proc/"$p"/task/*/stat 2>/dev/null; done |
         sed 's/.*) //' | awk '{ u += $12; s += $13 } END { print u + 0, s + 0 }'
 }
+# Voluntary and involuntary context switches of every thread of the given processes.
+switches() {
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+        awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 }
+            END { print v + 0, n + 0 }'
+}
 for r in $(seq "$ROUNDS"); do
     for b in "$@"; do
         if [ "$b" = nginx ]; then
@@ -77,14 +87,28 @@ for r in $(seq "$ROUNDS"); do
         sleep 1
         PROCS="$M $(pgrep -P "$M" | tr '\n' ' ' || true)"
         read -r U0 S0 < <(cpu_ticks $PROCS)
+        read -r V0 N0 < <(switches $PROCS)
+        if [ "${SYSCALLS:-0}" = 1 ]; then
+            perf stat -x, -e raw_syscalls:sys_enter -p "$(echo $PROCS | tr ' ' ,)" \
+                -o "$W/perf.txt" -- sleep 5 &
+            PERF=$!
+        fi
         RPS=$(wrk -t1 -c16 -d5s "http://127.0.0.1:$PORT/1k.html" | awk '/Requests\/sec/ {print $2}')
         read -r U1 S1 < <(cpu_ticks $PROCS)
+        read -r V1 N1 < <(switches $PROCS)
+        SC=""
+        if [ "${SYSCALLS:-0}" = 1 ]; then
+            wait "$PERF" || true
+            SC=$(awk -F, -v r="${RPS:-0}" '/raw_syscalls/ { if (r > 0) printf "  %.2f syscalls/req", $1 / r / 5 }' "$W/perf.txt")
+        fi
         kill -TERM "$M"
         wait "$M" 2>/dev/null || true
         # ticks (1/HZ s) per request over the 5 s run, in microseconds.
         US=$(awk -v u=$((U1 - U0)) -v s=$((S1 - S0)) -v r="${RPS:-0}" -v hz="$HZ" \
             'BEGIN { n = r * 5; if (n == 0) n = 1; printf "%.1f %.1f", u * 1e6 / hz / n, (u + s) * 1e6 / hz / n }')
-        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req"
+        CS=$(awk -v v=$((V1 - V0)) -v n=$((N1 - N0)) -v r="${RPS:-0}" \
+            'BEGIN { q = r * 5; if (q == 0) q = 1; printf "%.2f / %.2f", v / q, n / q }')
+        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req  switches ${CS% / *} / ${CS#* / } per req$SC"
         RESULTS+=("$b ${RPS:-0} $US")
     done
 done
