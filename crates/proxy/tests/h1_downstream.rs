@@ -243,4 +243,7 @@ fn each_request_of_a_connection_gets_its_own_route_timeout() {
     );
     // Still in step, with no timeout pending from before.
     assert_eq!(get(&mut c, "/delay/10", 0), 200);
+    // The largest timeout a client can ask for is, in effect, none.
+    c.send("GET /delay/10 HTTP/1.1\r\nHost: a\r\nx-envoy-upstream-rq-timeout-ms: 18446744073709551615\r\n\r\n");
+    assert_eq!(c.response("GET").status, 200);
 }
