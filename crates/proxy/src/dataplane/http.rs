@@ -25,7 +25,7 @@ use crate::model::listener::{RouteSource, TrafficDirection};
 use crate::model::route::{
     Action, Forward, HostRewrite, PathMatch, Redirect, Route, WeightedTarget,
 };
-use crate::model::{ClusterSpec, HttpManager, LbPolicy, RouteConfig, UpstreamProtocol};
+use crate::model::{ClusterSpec, HttpManager, RouteConfig, UpstreamProtocol};
 use crate::routing::{self, RequestView};
 use crate::telemetry::{Direction, ResponseFlags, StreamInfo};
 
@@ -409,20 +409,15 @@ fn pick_cluster(spec: &ClusterSpec) -> (&Arc<str>, Option<&WeightedTarget>) {
     }
 }
 
-/// The route timeout after client overrides, and whether the client sent
-/// `x-envoy-upstream-rq-timeout-ms` (which is not passed on).
-fn effective_timeout(fwd: &Forward, h: &HeaderMap) -> (Option<Duration>, bool) {
-    let asked = h.get(&UPSTREAM_RQ_TIMEOUT);
-    if let Some(ms) = asked
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+/// The route timeout after client overrides. `x-envoy-upstream-rq-timeout-ms` is taken
+/// out of the request (it is not passed on).
+fn effective_timeout(fwd: &Forward, h: &mut HeaderMap) -> Option<Duration> {
+    if let Some(ms) = h
+        .remove(&UPSTREAM_RQ_TIMEOUT)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
     {
-        return ((ms > 0).then(|| Duration::from_millis(ms)), true);
+        return (ms > 0).then(|| Duration::from_millis(ms));
     }
-    (route_timeout(fwd, h), asked.is_some())
-}
-
-fn route_timeout(fwd: &Forward, h: &HeaderMap) -> Option<Duration> {
     if let Some(max) = fwd.grpc_timeout_header_max {
         if let Some(t) = h.get(&GRPC_TIMEOUT).and_then(grpc_timeout) {
             return Some(if max.is_zero() { t } else { t.min(max) });
@@ -701,29 +696,22 @@ pub(super) async fn route_request(
     }
     let (addr, active, peer) = match snap.endpoints_of(cluster) {
         None => (conn.dst, None, None),
-        Some(eps) => {
-            let policy = if cluster.lb == LbPolicy::ClusterProvided {
-                LbPolicy::Random
-            } else {
-                cluster.lb
-            };
-            match lb::pick(eps, policy, &mut rand::rng()) {
-                Some(h) => {
-                    let peer = h.peer.clone();
-                    (h.addr, Some(ActiveGuard::new(h)), peer)
-                }
-                None => {
-                    ctx.info.request_headers =
-                        crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
-                    return ctx.local_reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no healthy upstream",
-                        ResponseFlags::UH,
-                        "no_healthy_upstream",
-                    );
-                }
+        Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
+            Some(h) => {
+                let peer = h.peer.clone();
+                (h.addr, Some(ActiveGuard::new(h)), peer)
             }
-        }
+            None => {
+                ctx.info.request_headers =
+                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+                return ctx.local_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no healthy upstream",
+                    ResponseFlags::UH,
+                    "no_healthy_upstream",
+                );
+            }
+        },
     };
     ctx.info.upstream_host = Some(addr);
     if ctx.info.direction == Direction::Outbound {
@@ -732,7 +720,7 @@ pub(super) async fn route_request(
 
     let upgrade = hcm.websocket && is_upgrade(&req);
     let down_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (timeout, asked_timeout) = effective_timeout(fwd, req.headers());
+    let timeout = effective_timeout(fwd, req.headers_mut());
     let h2 = !upgrade
         && match cluster.protocol {
             UpstreamProtocol::Http2 => true,
@@ -744,9 +732,6 @@ pub(super) async fn route_request(
     let (mut parts, body) = req.into_parts();
     let h = &mut parts.headers;
     strip_hop_by_hop(h, upgrade);
-    if asked_timeout {
-        h.remove(&UPSTREAM_RQ_TIMEOUT);
-    }
     // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te` at all.
     if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
         h.remove(header::TE);

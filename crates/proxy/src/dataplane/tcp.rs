@@ -13,7 +13,7 @@ use super::upstream::{connect, ConnectError};
 use super::Runtime;
 use crate::lb::{self, ActiveGuard};
 use crate::model::listener::TrafficDirection;
-use crate::model::{ClusterSpec, LbPolicy, TcpProxy};
+use crate::model::{ClusterSpec, TcpProxy};
 use crate::telemetry::{Direction, ResponseFlags, StreamInfo};
 
 const BUF: usize = 16 * 1024;
@@ -63,22 +63,18 @@ pub async fn proxy<D>(
     }
     let (addr, _active, peer_md) = match snap.endpoints_of(&cluster) {
         None => (dst, None, None),
-        Some(eps) => {
-            let policy = if cluster.lb == LbPolicy::ClusterProvided {
-                LbPolicy::Random
-            } else {
-                cluster.lb
-            };
-            match lb::pick(eps, policy, &mut rand::rng()) {
-                Some(h) => (h.addr, Some(ActiveGuard::new(h.clone())), h.peer.clone()),
-                None => {
-                    info.flags.set(ResponseFlags::UH);
-                    info.duration = start.elapsed();
-                    rt.telemetry.record(&info, &tp.access_logs);
-                    return;
-                }
+        Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
+            Some(h) => {
+                let peer = h.peer.clone();
+                (h.addr, Some(ActiveGuard::new(h)), peer)
             }
-        }
+            None => {
+                info.flags.set(ResponseFlags::UH);
+                info.duration = start.elapsed();
+                rt.telemetry.record(&info, &tp.access_logs);
+                return;
+            }
+        },
     };
     drop(snap);
     if info.direction == Direction::Outbound {

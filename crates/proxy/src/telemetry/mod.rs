@@ -45,7 +45,8 @@ pub type Text = Cow<'static, str>;
 
 /// A method as [`Text`], borrowed for the standard ones.
 pub fn method_text(m: &http::Method) -> Text {
-    const STANDARD: [http::Method; 9] = [
+    // A static, so that `as_str` of an element is `'static`.
+    static STANDARD: [http::Method; 9] = [
         http::Method::GET,
         http::Method::POST,
         http::Method::PUT,
@@ -56,11 +57,8 @@ pub fn method_text(m: &http::Method) -> Text {
         http::Method::CONNECT,
         http::Method::TRACE,
     ];
-    const NAMES: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-    ];
-    match STANDARD.iter().position(|s| s == m) {
-        Some(i) => Cow::Borrowed(NAMES[i]),
+    match STANDARD.iter().find(|s| *s == m) {
+        Some(s) => Cow::Borrowed(s.as_str()),
         None => Cow::Owned(m.as_str().to_string()),
     }
 }
