@@ -214,6 +214,12 @@ impl Ctx {
         resp
     }
 
+    /// Keeps the request headers the access logs (or metrics) will read.
+    fn keep_request_headers(&mut self, h: &HeaderMap) {
+        self.info.request_headers =
+            crate::telemetry::request_headers_for(&self.conn.hcm.access_logs, h);
+    }
+
     fn local_reply(
         self,
         status: StatusCode,
@@ -546,8 +552,7 @@ pub(super) async fn route_request(
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc,
             None => {
-                ctx.info.request_headers =
-                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+                ctx.keep_request_headers(req.headers());
                 return ctx.local_reply(
                     StatusCode::NOT_FOUND,
                     "",
@@ -573,8 +578,7 @@ pub(super) async fn route_request(
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.info.request_headers =
-            crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+        ctx.keep_request_headers(req.headers());
         return ctx.local_reply(
             StatusCode::NOT_FOUND,
             "",
@@ -604,8 +608,7 @@ pub(super) async fn route_request(
         }
         if let Some((status, grpc, pct)) = f.abort {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.info.request_headers =
-                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+                ctx.keep_request_headers(req.headers());
                 if let Some(g) = grpc {
                     let mut resp = Response::new(RespBody::empty());
                     resp.headers_mut().insert(
@@ -631,8 +634,7 @@ pub(super) async fn route_request(
 
     let fwd = match &route.action {
         Action::Direct { status, body } => {
-            ctx.info.request_headers =
-                crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+            ctx.keep_request_headers(req.headers());
             ctx.info.response_code_details = Some("direct_response".into());
             let mut resp = Response::new(match body {
                 Some(b) => RespBody::full(b.clone()),
@@ -654,8 +656,7 @@ pub(super) async fn route_request(
             return ctx.finish(resp, None, None);
         }
         Action::Redirect(r) => {
-            ctx.info.request_headers =
-                crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+            ctx.keep_request_headers(req.headers());
             ctx.info.response_code_details = Some("direct_response".into());
             let loc = redirect_location(r, route, scheme, &authority, &pq);
             let mut resp = Response::new(RespBody::empty());
@@ -682,8 +683,7 @@ pub(super) async fn route_request(
     }
     ctx.info.upstream_cluster = Some(cluster_name.to_string());
     let Some(cluster) = snap.clusters.get(&**cluster_name) else {
-        ctx.info.request_headers =
-            crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+        ctx.keep_request_headers(req.headers());
         return ctx.local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "",
@@ -702,8 +702,7 @@ pub(super) async fn route_request(
                 (h.addr, Some(ActiveGuard::new(h)), peer)
             }
             None => {
-                ctx.info.request_headers =
-                    crate::telemetry::request_headers_for(&hcm.access_logs, req.headers());
+                ctx.keep_request_headers(req.headers());
                 return ctx.local_reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy upstream",
@@ -798,7 +797,7 @@ pub(super) async fn route_request(
         }
     }
     let authority = new_authority.unwrap_or(authority);
-    ctx.info.request_headers = crate::telemetry::request_headers_for(&hcm.access_logs, h);
+    ctx.keep_request_headers(h);
     let path = new_path.unwrap_or(pq);
     let key = PoolKey {
         addr,
