@@ -12,13 +12,17 @@ use rand::Rng;
 use crate::model::{Endpoints, Host, LbPolicy};
 
 /// Picks a healthy host, or `None` when the cluster has none (503 UH).
-pub fn pick<R: Rng + ?Sized>(eps: &Endpoints, policy: LbPolicy, rng: &mut R) -> Option<Arc<Host>> {
+pub fn pick<'a, R: Rng + ?Sized>(
+    eps: &'a Endpoints,
+    policy: LbPolicy,
+    rng: &mut R,
+) -> Option<&'a Arc<Host>> {
     let n = eps.healthy.len();
     if n == 0 {
         return None;
     }
     if n == 1 {
-        return Some(eps.hosts[eps.healthy[0]].clone());
+        return Some(&eps.hosts[eps.healthy[0]]);
     }
     let idx = match policy {
         LbPolicy::RoundRobin => {
@@ -53,7 +57,16 @@ pub fn pick<R: Rng + ?Sized>(eps: &Endpoints, policy: LbPolicy, rng: &mut R) -> 
             }
         }
     };
-    Some(eps.hosts[idx].clone())
+    Some(&eps.hosts[idx])
+}
+
+/// Counts a request as active on `host` for as long as the guard lives, when `policy`
+/// reads the counts (unweighted LEAST_REQUEST over more than one host). Otherwise
+/// nothing is counted: the count and the host's reference count are written by every
+/// worker, and a write to memory another core wrote last waits for that core's copy.
+pub fn count_active(eps: &Endpoints, policy: LbPolicy, host: &Arc<Host>) -> Option<ActiveGuard> {
+    (policy == LbPolicy::LeastRequest && !eps.weighted && eps.healthy.len() > 1)
+        .then(|| ActiveGuard::new(host.clone()))
 }
 
 fn random<R: Rng + ?Sized>(eps: &Endpoints, rng: &mut R) -> usize {
@@ -141,6 +154,26 @@ mod tests {
             out[e.hosts.iter().position(|x| Arc::ptr_eq(x, &h)).unwrap()] += 1;
         }
         out
+    }
+
+    #[test]
+    fn requests_are_counted_only_where_least_request_reads_the_counts() {
+        let two = eps(&[(1, true), (1, true)]);
+        let h = &two.hosts[0];
+        let g = count_active(&two, LbPolicy::LeastRequest, h);
+        assert_eq!(h.active.load(Ordering::Relaxed), 1);
+        drop(g);
+        assert_eq!(h.active.load(Ordering::Relaxed), 0);
+        let one = eps(&[(1, true)]);
+        let weighted = eps(&[(1, true), (3, true)]);
+        for (e, p) in [
+            (&two, LbPolicy::RoundRobin),
+            (&two, LbPolicy::Random),
+            (&one, LbPolicy::LeastRequest),
+            (&weighted, LbPolicy::LeastRequest),
+        ] {
+            assert!(count_active(e, p, &e.hosts[0]).is_none(), "{p:?}");
+        }
     }
 
     #[test]

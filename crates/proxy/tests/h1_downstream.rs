@@ -15,6 +15,8 @@ use support::*;
 struct Raw {
     status: u16,
     headers: Vec<(String, String)>,
+    /// The header lines as sent.
+    lines: Vec<String>,
     body: Vec<u8>,
 }
 
@@ -24,6 +26,13 @@ impl Raw {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
@@ -79,7 +88,7 @@ impl Conn {
             .and_then(|r| r.get(..3))
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let mut headers = Vec::new();
+        let (mut headers, mut lines) = (Vec::new(), Vec::new());
         loop {
             let l = self.line();
             if l.is_empty() {
@@ -87,10 +96,12 @@ impl Conn {
             }
             let (n, v) = l.split_once(':').expect("a header line");
             headers.push((n.to_ascii_lowercase(), v.trim().to_string()));
+            lines.push(l);
         }
         let mut r = Raw {
             status,
             headers,
+            lines,
             body: Vec::new(),
         };
         if method == "HEAD" || status == 204 || status == 304 {
@@ -246,4 +257,105 @@ fn each_request_of_a_connection_gets_its_own_route_timeout() {
     // The largest timeout a client can ask for is, in effect, none.
     c.send("GET /delay/10 HTTP/1.1\r\nHost: a\r\nx-envoy-upstream-rq-timeout-ms: 18446744073709551615\r\n\r\n");
     assert_eq!(c.response("GET").status, 200);
+}
+
+/// An upstream that answers each request head, on whichever connection, with the next
+/// of `responses`.
+fn canned_upstream(responses: Vec<&'static str>) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(
+        responses
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        let Some(r) = queue.lock().unwrap().pop_front() else {
+                            return;
+                        };
+                        if s.write_all(r.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_heads_pass_through_with_hop_by_hop_fields_and_server_replaced() {
+    let upstream = canned_upstream(vec![
+        // Passed through as bytes (`h1client::RawHead`).
+        "HTTP/1.1 200 OK\r\nServer: backend\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\n\
+         Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Mixed-Case: Value\r\n\
+         set-cookie: b=2\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 2\r\n\
+         Content-Length: 2\r\nProxy-Connection: x\r\n\r\nok",
+        // Carries a field the proxy sets: parsed into a map, which the proxy's replaces.
+        "HTTP/1.1 200 OK\r\nX-Envoy-Upstream-Service-Time: 99999\r\nContent-Length: 0\r\n\r\n",
+        // `connection` names another field, which goes too.
+        "HTTP/1.1 201 Created\r\nConnection: x-hop\r\nX-Hop: secret\r\nX-Kept: yes\r\n\
+         Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    ]);
+    let vhosts = json!([{"name": "v", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "route": {"cluster": "canned"}}]}]);
+    let cfg = config(
+        vec![http_listener(8080, "r")],
+        vec![route_config("r", vhosts)],
+        vec![eds_cluster("canned", "ROUND_ROBIN", false)],
+        vec![endpoints("canned", &[upstream])],
+    );
+    let p = Proxy::with_config("router", &cfg, &["--bind-port", "8080=127.0.0.1:0"]);
+    p.wait_ready();
+    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+
+    c.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.response("GET");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(r.all("server"), ["istio-envoy"], "{:?}", r.lines);
+    assert_eq!(r.all("set-cookie"), ["a=1", "b=2"], "in the order sent");
+    assert_eq!(r.all("content-length"), ["2"]);
+    assert_eq!(
+        r.all("date"),
+        ["Mon, 01 Jan 2024 00:00:00 GMT"],
+        "the upstream's"
+    );
+    for hop in ["connection", "keep-alive", "proxy-connection"] {
+        assert_eq!(r.header(hop), None, "{hop} is hop-by-hop: {:?}", r.lines);
+    }
+    assert!(
+        r.lines.iter().any(|l| l == "x-mixed-case: Value"),
+        "names in lower case, values as sent: {:?}",
+        r.lines
+    );
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert!(r.header("x-envoy-upstream-service-time").is_some());
+
+    c.send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.response("GET");
+    assert_eq!(r.status, 200);
+    let times = r.all("x-envoy-upstream-service-time");
+    assert_eq!(times.len(), 1, "{:?}", r.lines);
+    assert_ne!(times[0], "99999", "the proxy's own");
+
+    c.send("GET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.response("GET");
+    assert_eq!((r.status, r.body.as_slice()), (201, &b"hi"[..]));
+    assert_eq!(r.header("x-hop"), None, "{:?}", r.lines);
+    assert_eq!(r.header("x-kept"), Some("yes"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
 }

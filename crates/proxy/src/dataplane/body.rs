@@ -120,6 +120,15 @@ impl RespBody {
         }
     }
 
+    /// The upstream head's fields that the response's header map left out, if it did
+    /// (see [`super::h1client::Answer::into_passthrough_response`]).
+    pub fn take_head(&mut self) -> Option<super::h1client::RawHead> {
+        match &mut self.inner {
+            Inner::Inline(b) => b.take_head(),
+            _ => None,
+        }
+    }
+
     pub fn on_finish(&mut self, f: Box<dyn Finish>) {
         self.finish = Some(f);
     }

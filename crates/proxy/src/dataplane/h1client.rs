@@ -82,8 +82,118 @@ impl Conn {
 
 /// The upstream's answer: head, body, and the local address the request left from.
 pub struct Answer {
-    pub response: Response<H1Body>,
+    pub status: StatusCode,
+    pub version: Version,
+    /// The head's header fields as received (framing headers included).
+    pub head: RawHead,
+    pub body: H1Body,
     pub local: SocketAddr,
+}
+
+impl Answer {
+    /// The response, its header fields parsed into a map (values share the head's
+    /// bytes); `transfer-encoding` is left out, framing being the proxy's business
+    /// downstream.
+    pub fn into_response(self) -> Response<H1Body> {
+        let headers = self.head.to_header_map();
+        response(self.status, self.version, headers, self.body)
+    }
+
+    /// The response with an empty header map and the head's fields kept, as bytes, in
+    /// the body ([`H1Body::take_head`]): for a downstream HTTP/1.1 writer that copies
+    /// them out as they are, minus what it replaces. Most responses are passed on
+    /// unedited, and building a map of their fields only to write it out again costs
+    /// a hashed insert and a shared-buffer reference count per field.
+    pub fn into_passthrough_response(mut self) -> Response<H1Body> {
+        self.body.head = Some(self.head);
+        response(self.status, self.version, HeaderMap::new(), self.body)
+    }
+}
+
+fn response(
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    body: H1Body,
+) -> Response<H1Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// A response head's header fields, kept as the bytes they arrived in. httparse has
+/// validated them against the same grammar `HeaderName` and `HeaderValue` check (token
+/// names; values without control characters other than tab), so converting them later
+/// cannot fail.
+pub struct RawHead {
+    bytes: Bytes,
+    /// Each field's name and value (trimmed, as httparse gives it) in `bytes`.
+    fields: Vec<RawField>,
+}
+
+#[derive(Clone, Copy)]
+struct RawField {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl RawHead {
+    /// Every field in the order received: name (in the case the upstream wrote it) and
+    /// value.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields.iter().map(|f| {
+            (
+                &self.bytes[f.name.0 as usize..f.name.1 as usize],
+                &self.bytes[f.value.0 as usize..f.value.1 as usize],
+            )
+        })
+    }
+
+    /// Every field as in [`RawHead::fields`], with its line as received from the start
+    /// of the name to the end of the (trimmed) value.
+    pub fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
+        self.fields.iter().map(|f| {
+            (
+                &self.bytes[f.name.0 as usize..f.name.1 as usize],
+                &self.bytes[f.value.0 as usize..f.value.1 as usize],
+                &self.bytes[f.name.0 as usize..f.value.1 as usize],
+            )
+        })
+    }
+
+    /// The values of the fields named `name` (lower case), in order.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        self.fields.iter().filter_map(move |f| {
+            let n = &self.bytes[f.name.0 as usize..f.name.1 as usize];
+            n.eq_ignore_ascii_case(name.as_bytes())
+                .then(|| &self.bytes[f.value.0 as usize..f.value.1 as usize])
+        })
+    }
+
+    /// The fields as a header map, without `transfer-encoding`; values share the head's
+    /// bytes.
+    pub fn to_header_map(&self) -> HeaderMap {
+        // Room for what the proxy adds (`server`, `x-envoy-upstream-service-time`,
+        // `date`) without growing the table.
+        let mut map = HeaderMap::with_capacity(self.fields.len() + 4);
+        for f in &self.fields {
+            let name = &self.bytes[f.name.0 as usize..f.name.1 as usize];
+            // Validated by httparse already (see the type's comment): never skipped.
+            let Ok(name) = HeaderName::from_bytes(name) else {
+                continue;
+            };
+            if name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            let value = self.bytes.slice(f.value.0 as usize..f.value.1 as usize);
+            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
 }
 
 /// Sends a bodiless request (`head` is its encoded head, see [`encode_head`]).
@@ -150,27 +260,25 @@ async fn exchange(mut c: Box<Conn>, head: &[u8], is_head: bool) -> Result<Answer
                     c.buf.advance(n);
                     continue;
                 }
-                Parsed::Complete(mut response, seen) => {
-                    let framing = framing(&response, seen, is_head).map_err(Failure::Other)?;
-                    let reusable = response.version() == Version::HTTP_11
-                        && !(seen.connection
-                            && has_token(response.headers(), header::CONNECTION, "close"))
+                Parsed::Complete(status, version, head, seen) => {
+                    let framing = framing(status, &head, seen, is_head).map_err(Failure::Other)?;
+                    let reusable = version == Version::HTTP_11
+                        && !(seen.connection && has_token(&head, "connection", "close"))
                         && !matches!(framing, Framing::UntilClose);
-                    // Hop-by-hop framing is the proxy's business downstream.
                     let local = c.local;
                     let mut body = H1Body {
                         conn: Some(c),
                         state: State::from(framing),
                         reusable,
                         trailers: None,
+                        head: None,
                     };
                     body.release_if_done();
-                    if seen.transfer_encoding {
-                        response.headers_mut().remove(header::TRANSFER_ENCODING);
-                    }
-                    let (parts, ()) = response.into_parts();
                     return Ok(Answer {
-                        response: Response::from_parts(parts, body),
+                        status,
+                        version,
+                        head,
+                        body,
                         local,
                     });
                 }
@@ -246,7 +354,7 @@ enum Parsed {
     /// A 1xx head other than 101, `n` bytes long, to skip.
     Informational(usize),
     /// A final head, already taken out of the buffer, and which framing headers it has.
-    Complete(Response<()>, Seen),
+    Complete(StatusCode, Version, RawHead, Seen),
 }
 
 /// The framing headers a response head carries, noted while parsing it so that the
@@ -281,52 +389,39 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
     } else {
         Version::HTTP_11
     };
-    // Where each name and value sit in the buffer, to slice them out of it once the
-    // head is split off.
+    // Where each name and value sit in the buffer (the head is at most 64 KiB).
     let base = buf.as_ptr() as usize;
-    let count = r.headers.len();
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    for (span, h) in spans.iter_mut().zip(r.headers.iter()) {
-        *span = (
-            h.name.as_ptr() as usize - base,
-            h.name.len(),
-            h.value.as_ptr() as usize - base,
-            h.value.len(),
-        );
-    }
-    let head = buf.split_to(n).freeze();
-    // Room for what the proxy adds (`server`, `x-envoy-upstream-service-time`, `date`)
-    // without growing the table.
-    let mut map = HeaderMap::with_capacity(count + 4);
     let mut seen = Seen::default();
-    for &(ns, nl, vs, vl) in &spans[..count] {
-        let raw_name = &head[ns..ns + nl];
-        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
-            format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(raw_name)
-            )
-        })?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
-            .map_err(|_| format!("invalid value of header {name}"))?;
-        match name {
-            header::TRANSFER_ENCODING => seen.transfer_encoding = true,
-            header::CONTENT_LENGTH => seen.content_length = true,
-            header::CONNECTION => seen.connection = true,
+    let mut fields = Vec::with_capacity(r.headers.len());
+    for h in r.headers.iter() {
+        let name = h.name.as_bytes();
+        let at = |s: &[u8]| {
+            let start = (s.as_ptr() as usize - base) as u32;
+            (start, start + s.len() as u32)
+        };
+        fields.push(RawField {
+            name: at(name),
+            value: at(h.value),
+        });
+        match name.len() {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => seen.transfer_encoding = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => seen.content_length = true,
+            10 if name.eq_ignore_ascii_case(b"connection") => seen.connection = true,
             _ => {}
         }
-        map.append(name, value);
     }
-    let mut resp = Response::new(());
-    *resp.status_mut() = status;
-    *resp.version_mut() = version;
-    *resp.headers_mut() = map;
-    Ok(Parsed::Complete(resp, seen))
+    let bytes = buf.split_to(n).freeze();
+    Ok(Parsed::Complete(
+        status,
+        version,
+        RawHead { bytes, fields },
+        seen,
+    ))
 }
 
-fn has_token(h: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    h.get_all(name).iter().any(|v| {
-        v.to_str()
+fn has_token(head: &RawHead, name: &str, token: &str) -> bool {
+    head.values(name).any(|v| {
+        std::str::from_utf8(v)
             .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
 }
@@ -339,20 +434,17 @@ enum Framing {
 }
 
 /// RFC 9112 §6.3, in its order.
-fn framing(resp: &Response<()>, seen: Seen, is_head: bool) -> Result<Framing, String> {
-    let s = resp.status();
+fn framing(s: StatusCode, head: &RawHead, seen: Seen, is_head: bool) -> Result<Framing, String> {
     if is_head || s == StatusCode::NO_CONTENT || s == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    let h = resp.headers();
     let last_te = if seen.transfer_encoding {
-        h.get_all(header::TRANSFER_ENCODING).iter().next_back()
+        head.values("transfer-encoding").next_back()
     } else {
         None
     };
     if let Some(te) = last_te {
-        let last_is_chunked = te
-            .to_str()
+        let last_is_chunked = std::str::from_utf8(te)
             .ok()
             .and_then(|v| v.rsplit(',').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
@@ -363,15 +455,12 @@ fn framing(resp: &Response<()>, seen: Seen, is_head: bool) -> Result<Framing, St
         });
     }
     let mut length = None;
-    let lengths = seen
-        .content_length
-        .then(|| h.get_all(header::CONTENT_LENGTH).iter());
+    let lengths = seen.content_length.then(|| head.values("content-length"));
     for v in lengths.into_iter().flatten() {
-        let n: u64 = v
-            .to_str()
+        let n: u64 = std::str::from_utf8(v)
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| format!("invalid content-length {v:?}"))?;
+            .ok_or_else(|| format!("invalid content-length {:?}", String::from_utf8_lossy(v)))?;
         if length.is_some_and(|l| l != n) {
             return Err("conflicting content-length headers".into());
         }
@@ -416,9 +505,18 @@ pub struct H1Body {
     reusable: bool,
     // Boxed: rare, and the body moves with the response.
     trailers: Option<Box<HeaderMap>>,
+    /// The response head's fields, when the response left them out of its header map
+    /// ([`Answer::into_passthrough_response`]).
+    head: Option<RawHead>,
 }
 
 impl H1Body {
+    /// The head's fields that the response's header map left out, if it did: the
+    /// writer of the response head must write them.
+    pub fn take_head(&mut self) -> Option<RawHead> {
+        self.head.take()
+    }
+
     fn release_if_done(&mut self) {
         if matches!(self.state, State::Done) {
             if let Some(c) = self.conn.take() {
@@ -652,7 +750,7 @@ mod tests {
         let a = send(key, Duration::from_secs(1), &head, false, true)
             .await
             .unwrap();
-        let (parts, body) = a.response.into_parts();
+        let (parts, body) = a.into_response().into_parts();
         let collected = body.collect().await.unwrap();
         let trailers = collected.trailers().cloned();
         (
@@ -693,6 +791,43 @@ mod tests {
             "{}",
             heads[0]
         );
+    }
+
+    #[tokio::test]
+    async fn a_passed_through_head_keeps_its_fields_as_received() {
+        let (key, _server) = upstream(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nX-A:  v \r\nset-cookie: b=2\r\nTransfer-Encoding: identity\r\n\r\nok",
+        ])
+        .await;
+        let head = encode_head(&Method::GET, "/", &HeaderMap::new());
+        let a = send(key, Duration::from_secs(1), &head, false, true)
+            .await
+            .unwrap();
+        let mut resp = a.into_passthrough_response();
+        assert!(resp.headers().is_empty(), "the fields stay out of the map");
+        let raw = resp
+            .body_mut()
+            .take_head()
+            .expect("the head rides in the body");
+        let fields: Vec<(&[u8], &[u8])> = raw.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                (&b"Content-Length"[..], &b"2"[..]),
+                (b"Set-Cookie", b"a=1"),
+                (b"X-A", b"v"),
+                (b"set-cookie", b"b=2"),
+                (b"Transfer-Encoding", b"identity"),
+            ]
+        );
+        let cookies: Vec<_> = raw.values("set-cookie").collect();
+        assert_eq!(cookies, [&b"a=1"[..], b"b=2"]);
+        let map = raw.to_header_map();
+        assert_eq!(map.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(map["x-a"], "v");
+        assert!(map.get("transfer-encoding").is_none());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "ok");
     }
 
     #[tokio::test]

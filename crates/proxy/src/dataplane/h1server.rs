@@ -102,8 +102,12 @@ where
 
         let resp = {
             // Pinned where it is made: the future is large, and moving it costs a copy.
-            let mut routed =
-                std::pin::pin!(super::http::route_request(conn.clone(), req, &mut timer));
+            let mut routed = std::pin::pin!(super::http::route_request(
+                conn.clone(),
+                req,
+                &mut timer,
+                true
+            ));
             // Meanwhile the client may close (the request is abandoned, as hyper and
             // Envoy do) or pipeline its next request (kept for later).
             let mut watching = true;
@@ -209,7 +213,7 @@ where
     let status = parts.status;
     // A 101 is never asked for on this path (upgrades go to hyper); nothing may follow
     // it. A `connection: close` from the proxy is found below, among the headers.
-    let mut keep_alive = keep_alive && status != StatusCode::SWITCHING_PROTOCOLS;
+    let keep_alive = keep_alive && status != StatusCode::SWITCHING_PROTOCOLS;
     let may_have_length = !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED);
@@ -228,31 +232,47 @@ where
         }
         out.extend_from_slice(b"\r\n");
     }
-    let (mut has_length, mut has_date, mut has_connection) = (false, false, false);
-    for (name, value) in parts.headers.iter() {
-        match *name {
-            // Framing is this side's business (upstream ones are already stripped).
-            header::TRANSFER_ENCODING => continue,
-            header::CONTENT_LENGTH => {
-                if has_length || !may_have_length || parse_length(value).is_none() {
-                    continue;
-                }
-                has_length = true;
+    let mut fields = Fields {
+        out,
+        may_have_length,
+        keep_alive,
+        has_length: false,
+        has_date: false,
+        has_connection: false,
+    };
+    // An upstream head passed through as bytes: its fields first, minus the hop-by-hop
+    // ones (the upstream connection's business) and those the header map replaces.
+    if let Some(raw) = body.take_head() {
+        let server_replaced = parts.headers.contains_key(header::SERVER);
+        for (name, value, line) in raw.lines() {
+            let kind = match Kind::of_raw(name) {
+                Kind::HopByHop => continue,
+                Kind::Server if server_replaced => continue,
+                k => k,
+            };
+            if kind == Kind::Other
+                && line.len() == name.len() + 2 + value.len()
+                && line[name.len() + 1] == b' '
+            {
+                // `name: value` as a header map would write it, but for the name's case:
+                // one copy of the line.
+                fields.put_line(name.len(), line);
+            } else {
+                fields.put(kind, name, value);
             }
-            header::DATE => has_date = true,
-            header::CONNECTION => {
-                has_connection = true;
-                if value.as_bytes().eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                }
-            }
-            _ => {}
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
+    for (name, value) in parts.headers.iter() {
+        fields.put(Kind::of(name), name.as_str().as_bytes(), value.as_bytes());
+    }
+    let Fields {
+        out,
+        has_length,
+        has_date,
+        has_connection,
+        keep_alive,
+        ..
+    } = fields;
     let framing = if !may_have_body || body.is_end_stream() {
         if !has_length && may_have_length && !is_head {
             out.extend_from_slice(b"content-length: 0\r\n");
@@ -328,8 +348,99 @@ where
     Ok(keep_alive)
 }
 
-fn parse_length(v: &HeaderValue) -> Option<u64> {
-    let s = v.to_str().ok()?.trim();
+/// The header fields that framing and connection handling look at.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    ContentLength,
+    Date,
+    Connection,
+    Server,
+    /// `transfer-encoding`, and in an upstream's head also `connection`, `keep-alive`,
+    /// `proxy-connection` and `upgrade`.
+    HopByHop,
+    Other,
+}
+
+impl Kind {
+    fn of(name: &HeaderName) -> Kind {
+        match *name {
+            header::TRANSFER_ENCODING => Kind::HopByHop,
+            header::CONTENT_LENGTH => Kind::ContentLength,
+            header::DATE => Kind::Date,
+            header::CONNECTION => Kind::Connection,
+            _ => Kind::Other,
+        }
+    }
+
+    /// For a name as an upstream wrote it, in any case.
+    fn of_raw(name: &[u8]) -> Kind {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        // By length first: most names match none of these.
+        match name.len() {
+            4 if is("date") => Kind::Date,
+            6 if is("server") => Kind::Server,
+            7 if is("upgrade") => Kind::HopByHop,
+            10 if is("connection") || is("keep-alive") => Kind::HopByHop,
+            14 if is("content-length") => Kind::ContentLength,
+            16 if is("proxy-connection") => Kind::HopByHop,
+            17 if is("transfer-encoding") => Kind::HopByHop,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// The response head's header fields as they are written, and what they said.
+struct Fields<'a> {
+    out: &'a mut Vec<u8>,
+    may_have_length: bool,
+    keep_alive: bool,
+    has_length: bool,
+    has_date: bool,
+    has_connection: bool,
+}
+
+impl Fields<'_> {
+    fn put(&mut self, kind: Kind, name: &[u8], value: &[u8]) {
+        match kind {
+            // Framing is this side's business (upstream ones are already stripped).
+            Kind::HopByHop => return,
+            Kind::ContentLength => {
+                if self.has_length || !self.may_have_length || parse_length(value).is_none() {
+                    return;
+                }
+                self.has_length = true;
+            }
+            Kind::Date => self.has_date = true,
+            Kind::Connection => {
+                self.has_connection = true;
+                if value.eq_ignore_ascii_case(b"close") {
+                    self.keep_alive = false;
+                }
+            }
+            Kind::Server | Kind::Other => {}
+        }
+        // Lower case, as a header map holds names (and Envoy writes them).
+        let at = self.out.len();
+        self.out.extend_from_slice(name);
+        self.out[at..].make_ascii_lowercase();
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Fields<'_> {
+    /// An `Other` field's whole line, `name: value`, its name `name_len` bytes long.
+    fn put_line(&mut self, name_len: usize, line: &[u8]) {
+        let at = self.out.len();
+        self.out.extend_from_slice(line);
+        self.out[at..at + name_len].make_ascii_lowercase();
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(v).ok()?.trim();
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()

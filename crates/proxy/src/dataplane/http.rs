@@ -120,12 +120,13 @@ type H1Return = (
     SocketAddr,
 );
 
-/// Telemetry and pool bookkeeping finished when the response body ends.
-struct Done {
+/// A request's telemetry and bookkeeping, allocated once: it goes from the request's
+/// future into the response body, which finishes it when the body ends.
+struct Stream {
     /// The connection's, not the runtime's or the listener's: those are shared by every
     /// worker, and a reference count written by two cores costs a cross-core transfer.
     conn: Arc<HttpConn>,
-    info: Box<StreamInfo>,
+    info: StreamInfo,
     start: Instant,
     /// Request body bytes, counted as hyper's client sends them (no body otherwise).
     received: Option<Arc<AtomicU64>>,
@@ -133,9 +134,10 @@ struct Done {
     _active: Option<ActiveGuard>,
 }
 
-impl Finish for Done {
-    fn finish(self: Box<Self>, bytes_sent: u64, complete: bool, trailers: Option<&HeaderMap>) {
-        let mut this = *self;
+impl Finish for Stream {
+    fn finish(mut self: Box<Self>, bytes_sent: u64, complete: bool, trailers: Option<&HeaderMap>) {
+        // In place: the stream is large, and moving it out of its box costs a copy.
+        let this = &mut *self;
         this.info.duration = this.start.elapsed();
         this.info.bytes_sent = bytes_sent;
         this.info.bytes_received = this
@@ -163,61 +165,58 @@ impl Finish for Done {
     }
 }
 
-struct Ctx {
-    conn: Arc<HttpConn>,
-    /// Boxed: it is large, and moves from the request's future into the body's
-    /// completion would otherwise copy it each time.
-    info: Box<StreamInfo>,
-    start: Instant,
-    received: Option<Arc<AtomicU64>>,
-    /// Response header operations to apply, most specific first.
-    resp_ops: Vec<Arc<crate::model::route::HeaderOps>>,
-}
-
-impl Ctx {
-    fn finish(
-        mut self,
-        mut resp: Response<RespBody>,
-        h1: Option<H1Return>,
-        active: Option<ActiveGuard>,
-    ) -> Response<RespBody> {
-        let hcm = &self.conn.hcm;
-        resp.headers_mut()
-            .insert(header::SERVER, hcm.server_name.clone());
-        if self.conn.rt.is_draining() && resp.version() != Version::HTTP_2 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        self.info.response_code = resp.status().as_u16();
-        if let Some(s) = resp
-            .headers()
-            .get(&GRPC_STATUS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-        {
-            self.info.grpc_status = Some(s);
-        }
-        if self.info.response_duration.is_none() {
-            self.info.response_duration = Some(self.start.elapsed());
-        }
-        self.info.response_headers =
-            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
-        let done = Done {
-            conn: self.conn,
-            info: self.info,
-            start: self.start,
-            received: self.received,
-            h1,
-            _active: active,
-        };
-        resp.body_mut().on_finish(Box::new(done));
-        resp
-    }
-
+impl Stream {
     /// Keeps the request headers the access logs (or metrics) will read.
     fn keep_request_headers(&mut self, h: &HeaderMap) {
         self.info.request_headers =
             crate::telemetry::request_headers_for(&self.conn.hcm.access_logs, h);
+    }
+}
+
+struct Ctx {
+    s: Box<Stream>,
+    /// Response header operations to apply, most specific first.
+    resp_ops: Vec<Arc<crate::model::route::HeaderOps>>,
+    /// The request's authority (`:authority` or Host), for `StreamInfo::authority` when
+    /// the stream ends; held here so that routing borrows it instead of a copy.
+    authority: String,
+}
+
+impl Ctx {
+    fn finish(
+        self,
+        mut resp: Response<RespBody>,
+        h1: Option<H1Return>,
+        active: Option<ActiveGuard>,
+    ) -> Response<RespBody> {
+        let mut s = self.s;
+        let hcm = &s.conn.hcm;
+        resp.headers_mut()
+            .insert(header::SERVER, hcm.server_name.clone());
+        if s.conn.rt.is_draining() && resp.version() != Version::HTTP_2 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let grpc_status = resp
+            .headers()
+            .get(&GRPC_STATUS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let response_headers =
+            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
+        s.info.response_code = resp.status().as_u16();
+        if grpc_status.is_some() {
+            s.info.grpc_status = grpc_status;
+        }
+        if s.info.response_duration.is_none() {
+            s.info.response_duration = Some(s.start.elapsed());
+        }
+        s.info.response_headers = response_headers;
+        s.info.authority = Some(self.authority);
+        s.h1 = h1;
+        s._active = active;
+        resp.body_mut().on_finish(s);
+        resp
     }
 
     fn local_reply(
@@ -229,9 +228,9 @@ impl Ctx {
     ) -> Response<RespBody> {
         let mut ctx = self;
         if flag != 0 {
-            ctx.info.flags.set(flag);
+            ctx.s.info.flags.set(flag);
         }
-        ctx.info.response_code_details = Some(details.into());
+        ctx.s.info.response_code_details = Some(details.into());
         let mut resp = Response::new(RespBody::full(Bytes::from_static(body.as_bytes())));
         *resp.status_mut() = status;
         if !body.is_empty() {
@@ -462,20 +461,23 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let mut timer = super::deadline::RouteTimer::new();
-    Ok(route_request(conn, req.map(Some), &mut timer).await)
+    Ok(route_request(conn, req.map(Some), &mut timer, false).await)
 }
 
 /// Routes one request (its body, if any, still to come from hyper) and returns the
 /// response to send downstream. `timer` bounds it by the route timeout; a connection
-/// serving its requests one at a time passes the same one to each.
+/// serving its requests one at a time passes the same one to each. `raw_head_ok`: the
+/// caller writes the response itself and takes an upstream head passed through as
+/// bytes (`RespBody::take_head`); hyper's server would not.
 pub(super) async fn route_request(
     conn: Arc<HttpConn>,
     mut req: Request<Option<Incoming>>,
     timer: &mut super::deadline::RouteTimer,
+    raw_head_ok: bool,
 ) -> Response<RespBody> {
     let start = Instant::now();
     let hcm = &conn.hcm;
-    let mut info = Box::new(StreamInfo {
+    let mut info = StreamInfo {
         direction: if hcm.direction == TrafficDirection::Inbound {
             Direction::Inbound
         } else {
@@ -488,7 +490,7 @@ pub(super) async fn route_request(
         downstream_remote_address: Some(conn.peer),
         requested_server_name: conn.sni.clone(),
         ..Default::default()
-    });
+    };
     let authority = authority_of(&req);
     let scheme = if conn.sni.is_some() { "https" } else { "http" };
     // Request headers the proxy always sets, before routing (they are matchable).
@@ -528,21 +530,25 @@ pub(super) async fn route_request(
         }
     }
     info.method = Some(crate::telemetry::method_text(req.method()));
-    info.path = Some(
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string(),
-    );
-    info.authority = Some(authority.clone());
+    // Shares the request's buffer; only access logs print it.
+    let pq = req.uri().path_and_query().cloned();
+    let pq: &str = pq.as_ref().map_or("/", |p| p.as_str());
+    let logged = !hcm.access_logs.is_empty();
+    if logged {
+        info.path = Some(pq.to_string());
+    }
     info.scheme = Some(scheme.into());
     let mut ctx = Ctx {
-        conn: conn.clone(),
-        info,
-        start,
-        received: None,
+        s: Box::new(Stream {
+            conn: conn.clone(),
+            info,
+            start,
+            received: None,
+            h1: None,
+            _active: None,
+        }),
         resp_ops: Vec::new(),
+        authority,
     };
 
     let held = worker_snapshot(&conn.rt);
@@ -552,7 +558,7 @@ pub(super) async fn route_request(
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc,
             None => {
-                ctx.keep_request_headers(req.headers());
+                ctx.s.keep_request_headers(req.headers());
                 return ctx.local_reply(
                     StatusCode::NOT_FOUND,
                     "",
@@ -562,15 +568,11 @@ pub(super) async fn route_request(
             }
         },
     };
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
-    let route_and_vh = routing::select_vhost(rc, &authority).and_then(|vh| {
+    let authority: &str = &ctx.authority;
+    let route_and_vh = routing::select_vhost(rc, authority).and_then(|vh| {
         let view = RequestView {
-            authority: &authority,
-            path_and_query: &pq,
+            authority,
+            path_and_query: pq,
             method: req.method().as_str(),
             scheme,
             headers: req.headers(),
@@ -578,7 +580,7 @@ pub(super) async fn route_request(
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.keep_request_headers(req.headers());
+        ctx.s.keep_request_headers(req.headers());
         return ctx.local_reply(
             StatusCode::NOT_FOUND,
             "",
@@ -586,7 +588,7 @@ pub(super) async fn route_request(
             "route_not_found",
         );
     };
-    ctx.info.route_name = (!route.name.is_empty()).then(|| route.name.clone());
+    ctx.s.info.route_name = (!route.name.is_empty()).then(|| route.name.clone());
     // Response header operations, Envoy's default order: most specific applied first,
     // so the route configuration's own ops win on conflicts.
     if !route.response_headers.is_empty() {
@@ -599,16 +601,18 @@ pub(super) async fn route_request(
         ctx.resp_ops.push(Arc::new(rc.response_headers.clone()));
     }
 
+    let mut delayed = false;
     if let (true, Some(f)) = (hcm.fault_filter, &route.fault) {
         if let Some((delay, pct)) = f.delay {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.info.flags.set(ResponseFlags::DI);
+                ctx.s.info.flags.set(ResponseFlags::DI);
                 tokio::time::sleep(delay).await;
+                delayed = true;
             }
         }
         if let Some((status, grpc, pct)) = f.abort {
             if rand::rng().random_range(0..1_000_000) < pct {
-                ctx.keep_request_headers(req.headers());
+                ctx.s.keep_request_headers(req.headers());
                 if let Some(g) = grpc {
                     let mut resp = Response::new(RespBody::empty());
                     resp.headers_mut().insert(
@@ -616,8 +620,8 @@ pub(super) async fn route_request(
                         HeaderValue::from_static("application/grpc"),
                     );
                     resp.headers_mut().insert(GRPC_STATUS, HeaderValue::from(g));
-                    ctx.info.flags.set(ResponseFlags::FI);
-                    ctx.info.response_code_details = Some("fault_filter_abort".into());
+                    ctx.s.info.flags.set(ResponseFlags::FI);
+                    ctx.s.info.response_code_details = Some("fault_filter_abort".into());
                     return ctx.finish(resp, None, None);
                 }
                 let status =
@@ -634,8 +638,8 @@ pub(super) async fn route_request(
 
     let fwd = match &route.action {
         Action::Direct { status, body } => {
-            ctx.keep_request_headers(req.headers());
-            ctx.info.response_code_details = Some("direct_response".into());
+            ctx.s.keep_request_headers(req.headers());
+            ctx.s.info.response_code_details = Some("direct_response".into());
             let mut resp = Response::new(match body {
                 Some(b) => RespBody::full(b.clone()),
                 None => RespBody::empty(),
@@ -656,9 +660,9 @@ pub(super) async fn route_request(
             return ctx.finish(resp, None, None);
         }
         Action::Redirect(r) => {
-            ctx.keep_request_headers(req.headers());
-            ctx.info.response_code_details = Some("direct_response".into());
-            let loc = redirect_location(r, route, scheme, &authority, &pq);
+            ctx.s.keep_request_headers(req.headers());
+            ctx.s.info.response_code_details = Some("direct_response".into());
+            let loc = redirect_location(r, route, scheme, &ctx.authority, pq);
             let mut resp = Response::new(RespBody::empty());
             *resp.status_mut() =
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
@@ -681,9 +685,11 @@ pub(super) async fn route_request(
             ctx.resp_ops.insert(0, w.response_headers.clone());
         }
     }
-    ctx.info.upstream_cluster = Some(cluster_name.to_string());
+    if logged {
+        ctx.s.info.upstream_cluster = Some(cluster_name.to_string());
+    }
     let Some(cluster) = snap.clusters.get(&**cluster_name) else {
-        ctx.keep_request_headers(req.headers());
+        ctx.s.keep_request_headers(req.headers());
         return ctx.local_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "",
@@ -692,17 +698,14 @@ pub(super) async fn route_request(
         );
     };
     if let Some(s) = &cluster.service {
-        ctx.info.destination_service = Some(s.host.clone());
+        ctx.s.info.destination_service = Some(s.host.clone());
     }
     let (addr, active, peer) = match snap.endpoints_of(cluster) {
         None => (conn.dst, None, None),
         Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
-            Some(h) => {
-                let peer = h.peer.clone();
-                (h.addr, Some(ActiveGuard::new(h)), peer)
-            }
+            Some(h) => (h.addr, lb::count_active(eps, cluster.lb, h), h.peer.clone()),
             None => {
-                ctx.keep_request_headers(req.headers());
+                ctx.s.keep_request_headers(req.headers());
                 return ctx.local_reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy upstream",
@@ -712,9 +715,9 @@ pub(super) async fn route_request(
             }
         },
     };
-    ctx.info.upstream_host = Some(addr);
-    if ctx.info.direction == Direction::Outbound {
-        ctx.info.peer = peer;
+    ctx.s.info.upstream_host = Some(addr);
+    if ctx.s.info.direction == Direction::Outbound {
+        ctx.s.info.peer = peer;
     }
 
     let upgrade = hcm.websocket && is_upgrade(&req);
@@ -738,10 +741,10 @@ pub(super) async fn route_request(
     if let Some(t) = timeout {
         h.insert(EXPECTED_RQ_TIMEOUT, int_value(t.as_millis() as u64));
     }
-    let new_path = rewrite_path(fwd, route, &pq);
+    let new_path = rewrite_path(fwd, route, pq);
     if new_path.is_some() {
         // With the query, as Envoy keeps it.
-        if let Ok(v) = HeaderValue::from_str(&pq) {
+        if let Ok(v) = HeaderValue::from_str(pq) {
             h.insert(ORIGINAL_PATH, v);
         }
     }
@@ -752,7 +755,7 @@ pub(super) async fn route_request(
     };
     if new_authority.is_some() {
         // Envoy tells the upstream what the client asked for before a host rewrite.
-        if let Ok(v) = HeaderValue::from_str(&authority) {
+        if let Ok(v) = HeaderValue::from_str(&ctx.authority) {
             h.insert(super::headers::ORIGINAL_HOST, v);
         }
     }
@@ -767,7 +770,7 @@ pub(super) async fn route_request(
     let mut host_set = false;
     if new_authority.is_none() && parts.version != Version::HTTP_2 {
         if let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) {
-            if host != authority {
+            if host != ctx.authority {
                 new_authority = Some(host.to_string());
             }
             host_set = true;
@@ -777,10 +780,10 @@ pub(super) async fn route_request(
         h.insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
     }
     propagate_trace(h, false);
-    let inbound = ctx.info.direction == Direction::Inbound;
+    let inbound = ctx.s.info.direction == Direction::Inbound;
     if inbound {
         if let Some(peer) = conn.rt.telemetry.peer_from_headers(h) {
-            ctx.info.peer = Some(peer);
+            ctx.s.info.peer = Some(peer);
         }
         if exchanges_metadata(&conn, hcm) {
             h.remove(crate::telemetry::PEER_METADATA_HEADER);
@@ -796,21 +799,24 @@ pub(super) async fn route_request(
             h.insert(k.clone(), v.clone());
         }
     }
-    let authority = new_authority.unwrap_or(authority);
-    ctx.keep_request_headers(h);
-    let path = new_path.unwrap_or(pq);
+    let authority: &str = new_authority.as_deref().unwrap_or(&ctx.authority);
+    ctx.s.keep_request_headers(h);
+    let path: &str = new_path.as_deref().unwrap_or(pq);
     let key = PoolKey {
         addr,
         h2,
         bind: cluster.bind,
     };
-    ctx.info.attempt_count = Some(1);
-    let upstream_start = Instant::now();
+    ctx.s.info.attempt_count = Some(1);
+    // Routing takes microseconds, which the millisecond service time cannot show: the
+    // request's start stands in for the upstream's unless a fault delay came between
+    // (a clock read fewer per request).
+    let upstream_start = if delayed { Instant::now() } else { start };
     // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
     // through hyper's (see `h1client`).
     let inline = !h2 && !upgrade && body.as_ref().is_none_or(|b| b.is_end_stream());
     if !h2 && !host_set {
-        if let Ok(v) = HeaderValue::from_str(&authority) {
+        if let Ok(v) = HeaderValue::from_str(authority) {
             h.insert(header::HOST, v);
         }
     }
@@ -841,7 +847,20 @@ pub(super) async fn route_request(
                 .unwrap_or(Err(SendError::Timeout)),
             None => send.await,
         };
-        sent.map(|a| (a.response.map(RespBody::inline), None, a.local, None))
+        // Passed through as bytes when nothing below edits the upstream's fields
+        // beyond what the writer drops (hop-by-hop fields, `server`): no response
+        // header operations, no access log reading them, none of the fields the proxy
+        // reads or replaces.
+        let passthrough = raw_head_ok && ctx.resp_ops.is_empty() && hcm.access_logs.is_empty();
+        sent.map(|a| {
+            let local = a.local;
+            let resp = if passthrough && passes_through(&a.head) {
+                a.into_passthrough_response()
+            } else {
+                a.into_response()
+            };
+            (resp.map(RespBody::inline), None, local, None)
+        })
     } else {
         // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
         // part of every request's future, which is moved whole on creation.
@@ -851,7 +870,7 @@ pub(super) async fn route_request(
             h2,
             &authority,
             &path,
-            ctx.received.insert(Arc::default()),
+            ctx.s.received.insert(Arc::default()),
             key,
             cluster,
             timeout,
@@ -861,7 +880,7 @@ pub(super) async fn route_request(
     let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
         Err(SendError::Connect(e)) => {
-            ctx.info.upstream_transport_failure_reason = Some(e.reason());
+            ctx.s.info.upstream_transport_failure_reason = Some(e.reason());
             let body = match e {
                 ConnectError::Timeout => "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
                 _ => "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
@@ -894,11 +913,11 @@ pub(super) async fn route_request(
     // One clock read for both.
     let answered = Instant::now();
     let service_time = answered - upstream_start;
-    ctx.info.response_duration = Some(answered - ctx.start);
-    ctx.info.upstream_local_address = Some(up_local);
-    ctx.info.upstream_protocol = Some(if h2 { "HTTP/2" } else { "HTTP/1.1" });
-    ctx.info.upstream_service_time = Some(service_time);
-    ctx.info.response_code_details = Some("via_upstream".into());
+    ctx.s.info.response_duration = Some(answered - ctx.s.start);
+    ctx.s.info.upstream_local_address = Some(up_local);
+    ctx.s.info.upstream_protocol = Some(if h2 { "HTTP/2" } else { "HTTP/1.1" });
+    ctx.s.info.upstream_service_time = Some(service_time);
+    ctx.s.info.response_code_details = Some("via_upstream".into());
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let (Some(down), Some(up)) = (down_upgrade, on_upgrade) {
@@ -933,9 +952,9 @@ pub(super) async fn route_request(
             }
         }
     } else {
-        if ctx.info.peer.is_none() {
+        if ctx.s.info.peer.is_none() {
             if let Some(peer) = conn.rt.telemetry.peer_from_headers(&parts.headers) {
-                ctx.info.peer = Some(peer);
+                ctx.s.info.peer = Some(peer);
             }
         }
         if hcm.metadata_exchange {
@@ -958,6 +977,32 @@ pub(super) async fn route_request(
     }
     let resp = Response::from_parts(parts, body);
     ctx.finish(resp, h1, active)
+}
+
+/// Whether an upstream head may go downstream as received, minus its hop-by-hop fields
+/// and `server`: it carries none of the fields the proxy reads from a response
+/// (`grpc-status`, peer metadata), sets itself (`x-envoy-upstream-service-time`,
+/// `x-envoy-attempt-count`, peer metadata), or removes because `connection` names them.
+fn passes_through(head: &super::h1client::RawHead) -> bool {
+    let (grpc, time, attempts) = (GRPC_STATUS, SERVICE_TIME, ATTEMPT_COUNT);
+    let special = [
+        grpc.as_str(),
+        time.as_str(),
+        attempts.as_str(),
+        crate::telemetry::PEER_METADATA_HEADER,
+        crate::telemetry::PEER_METADATA_ID_HEADER,
+    ];
+    head.fields().all(|(name, value)| {
+        if name.eq_ignore_ascii_case(b"connection") {
+            // `close` and `keep-alive` name no other field.
+            return value.eq_ignore_ascii_case(b"close")
+                || value.eq_ignore_ascii_case(b"keep-alive");
+        }
+        // (`eq_ignore_ascii_case` compares lengths first: most names stop there.)
+        !special
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+    })
 }
 
 /// What an upstream exchange yields: the response, the HTTP/1.1 connection to pool

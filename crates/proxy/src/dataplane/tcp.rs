@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::upstream::{connect, ConnectError};
 use super::Runtime;
-use crate::lb::{self, ActiveGuard};
+use crate::lb;
 use crate::model::listener::TrafficDirection;
 use crate::model::{ClusterSpec, TcpProxy};
 use crate::telemetry::{Direction, ResponseFlags, StreamInfo};
@@ -64,10 +64,7 @@ pub async fn proxy<D>(
     let (addr, _active, peer_md) = match snap.endpoints_of(&cluster) {
         None => (dst, None, None),
         Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
-            Some(h) => {
-                let peer = h.peer.clone();
-                (h.addr, Some(ActiveGuard::new(h)), peer)
-            }
+            Some(h) => (h.addr, lb::count_active(eps, cluster.lb, h), h.peer.clone()),
             None => {
                 info.flags.set(ResponseFlags::UH);
                 info.duration = start.elapsed();
