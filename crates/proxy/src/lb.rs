@@ -151,7 +151,7 @@ mod tests {
         let mut out = vec![0; e.hosts.len()];
         for _ in 0..n {
             let h = pick(e, p, &mut rng).unwrap();
-            out[e.hosts.iter().position(|x| Arc::ptr_eq(x, &h)).unwrap()] += 1;
+            out[e.hosts.iter().position(|x| Arc::ptr_eq(x, h)).unwrap()] += 1;
         }
         out
     }

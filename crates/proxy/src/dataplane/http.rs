@@ -821,7 +821,7 @@ pub(super) async fn route_request(
         }
     }
     let result = if inline {
-        let head = super::h1client::encode_head(&parts.method, &path, h);
+        let head = super::h1client::encode_head(&parts.method, path, h);
         let is_head = parts.method == Method::HEAD;
         let idempotent = matches!(
             parts.method,
@@ -868,8 +868,8 @@ pub(super) async fn route_request(
             parts,
             body,
             h2,
-            &authority,
-            &path,
+            authority,
+            path,
             ctx.s.received.insert(Arc::default()),
             key,
             cluster,
