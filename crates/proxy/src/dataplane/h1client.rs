@@ -140,15 +140,16 @@ struct RawField {
 }
 
 impl RawHead {
+    fn slice(&self, (start, end): (u32, u32)) -> &[u8] {
+        &self.bytes[start as usize..end as usize]
+    }
+
     /// Every field in the order received: name (in the case the upstream wrote it) and
     /// value.
-    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields.iter().map(|f| {
-            (
-                &self.bytes[f.name.0 as usize..f.name.1 as usize],
-                &self.bytes[f.value.0 as usize..f.value.1 as usize],
-            )
-        })
+    pub fn fields(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(|f| (self.slice(f.name), self.slice(f.value)))
     }
 
     /// Every field as in [`RawHead::fields`], with its line as received from the start
@@ -156,20 +157,18 @@ impl RawHead {
     pub fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> + '_ {
         self.fields.iter().map(|f| {
             (
-                &self.bytes[f.name.0 as usize..f.name.1 as usize],
-                &self.bytes[f.value.0 as usize..f.value.1 as usize],
-                &self.bytes[f.name.0 as usize..f.value.1 as usize],
+                self.slice(f.name),
+                self.slice(f.value),
+                self.slice((f.name.0, f.value.1)),
             )
         })
     }
 
     /// The values of the fields named `name` (lower case), in order.
     pub fn values<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
-        self.fields.iter().filter_map(move |f| {
-            let n = &self.bytes[f.name.0 as usize..f.name.1 as usize];
-            n.eq_ignore_ascii_case(name.as_bytes())
-                .then(|| &self.bytes[f.value.0 as usize..f.value.1 as usize])
-        })
+        self.fields()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// The fields as a header map, without `transfer-encoding`; values share the head's
@@ -179,7 +178,7 @@ impl RawHead {
         // `date`) without growing the table.
         let mut map = HeaderMap::with_capacity(self.fields.len() + 4);
         for f in &self.fields {
-            let name = &self.bytes[f.name.0 as usize..f.name.1 as usize];
+            let name = self.slice(f.name);
             // Validated by httparse already (see the type's comment): never skipped.
             let Ok(name) = HeaderName::from_bytes(name) else {
                 continue;

@@ -427,9 +427,7 @@ impl Fields<'_> {
         self.out.extend_from_slice(value);
         self.out.extend_from_slice(b"\r\n");
     }
-}
 
-impl Fields<'_> {
     /// An `Other` field's whole line, `name: value`, its name `name_len` bytes long.
     fn put_line(&mut self, name_len: usize, line: &[u8]) {
         let at = self.out.len();

@@ -197,26 +197,39 @@ impl Ctx {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let grpc_status = resp
+        s.info.response_code = resp.status().as_u16();
+        if let Some(g) = resp
             .headers()
             .get(&GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let response_headers =
-            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
-        s.info.response_code = resp.status().as_u16();
-        if grpc_status.is_some() {
-            s.info.grpc_status = grpc_status;
+            .and_then(|v| v.parse().ok())
+        {
+            s.info.grpc_status = Some(g);
         }
         if s.info.response_duration.is_none() {
             s.info.response_duration = Some(s.start.elapsed());
         }
-        s.info.response_headers = response_headers;
+        s.info.response_headers =
+            crate::telemetry::response_headers_for(&hcm.access_logs, resp.headers());
         s.info.authority = Some(self.authority);
         s.h1 = h1;
         s._active = active;
         resp.body_mut().on_finish(s);
         resp
+    }
+
+    /// A local reply to a request the proxy did not send upstream: the request headers
+    /// are kept for telemetry first (sent requests have kept theirs already).
+    fn reject(
+        mut self,
+        request_headers: &HeaderMap,
+        status: StatusCode,
+        body: &'static str,
+        flag: u32,
+        details: &'static str,
+    ) -> Response<RespBody> {
+        self.s.keep_request_headers(request_headers);
+        self.local_reply(status, body, flag, details)
     }
 
     fn local_reply(
@@ -558,8 +571,8 @@ pub(super) async fn route_request(
         RouteSource::Rds(name) => match snap.routes.get(name) {
             Some(rc) => rc,
             None => {
-                ctx.s.keep_request_headers(req.headers());
-                return ctx.local_reply(
+                return ctx.reject(
+                    req.headers(),
                     StatusCode::NOT_FOUND,
                     "",
                     ResponseFlags::NR,
@@ -580,8 +593,8 @@ pub(super) async fn route_request(
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
     let Some((vh, route)) = route_and_vh else {
-        ctx.s.keep_request_headers(req.headers());
-        return ctx.local_reply(
+        return ctx.reject(
+            req.headers(),
             StatusCode::NOT_FOUND,
             "",
             ResponseFlags::NR,
@@ -689,8 +702,8 @@ pub(super) async fn route_request(
         ctx.s.info.upstream_cluster = Some(cluster_name.to_string());
     }
     let Some(cluster) = snap.clusters.get(&**cluster_name) else {
-        ctx.s.keep_request_headers(req.headers());
-        return ctx.local_reply(
+        return ctx.reject(
+            req.headers(),
             StatusCode::SERVICE_UNAVAILABLE,
             "",
             ResponseFlags::NC,
@@ -705,8 +718,8 @@ pub(super) async fn route_request(
         Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
             Some(h) => (h.addr, lb::count_active(eps, cluster.lb, h), h.peer.clone()),
             None => {
-                ctx.s.keep_request_headers(req.headers());
-                return ctx.local_reply(
+                return ctx.reject(
+                    req.headers(),
                     StatusCode::SERVICE_UNAVAILABLE,
                     "no healthy upstream",
                     ResponseFlags::UH,
