@@ -14,7 +14,14 @@
 # request is the steadier figure when the machine's speed drifts. Also printed per run:
 # context switches per request (voluntary / involuntary, all threads, from
 # /proc/PID/task/TID/status), and with SYSCALLS=1 system calls per request (`perf stat
-# -e raw_syscalls:sys_enter` over the wrk run; needs perf). Needs nginx and wrk.
+# -e raw_syscalls:sys_enter` over the wrk run; needs perf), and wrk's p50 / p99
+# latency. With HOGS=N, N CPU-bound loops (`sh -c 'while :; do :; done'`, each bounded
+# by `timeout`) run beside every wrk run: a neighbour that takes whole time slices.
+# With PEER=1 the backend answers as a server-side sidecar would, with Istio's
+# `x-envoy-peer-metadata` (a 784-byte value) and `-id` headers, and the proxy's listener
+# has the `istio.metadata_exchange` filter: the proxy reads the destination's identity
+# from them and drops them (the client-side sidecar's outbound path).
+# Needs nginx and wrk.
 # Ports 18080-18082 on 127.0.0.1.
 set -euo pipefail
 ROUNDS=${1:?rounds}
@@ -47,13 +54,23 @@ http {
 }
 CONF
 }
-nginx_conf "$W/nb" "server { listen 127.0.0.1:18081; location / { root $W/html; } }" >"$W/nb/nginx.conf"
+PEER_HEADERS=""
+if [ "${PEER:-0}" = 1 ]; then
+    # A protobuf Struct of a sidecar's node metadata (labels, name, namespace, owner...).
+    PEER_HEADERS="add_header x-envoy-peer-metadata ChsKDkFQUF9DT05UQUlORVJTEgkaB2JhY2tlbmQKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVzCh0KDElOU1RBTkNFX0lQUxINGgsxMC4yNDQuMC4xMgofChFJTlRFUkNFUFRJT05fTU9ERRIKGghSRURJUkVDVAoZCg1JU1RJT19WRVJTSU9OEggaBjEuMjQuMAqyAQoGTEFCRUxTEqcBKqQBChAKA2FwcBIJGgdiYWNrZW5kCg8KB3ZlcnNpb24SBBoCdjEKJAoZc2VjdXJpdHkuaXN0aW8uaW8vdGxzTW9kZRIHGgVpc3RpbwosCh9zZXJ2aWNlLmlzdGlvLmlvL2Nhbm9uaWNhbC1uYW1lEgkaB2JhY2tlbmQKKwojc2VydmljZS5pc3Rpby5pby9jYW5vbmljYWwtcmV2aXNpb24SBBoCdjEKGgoHTUVTSF9JRBIPGg1jbHVzdGVyLmxvY2FsCiQKBE5BTUUSHBoaYmFja2VuZC12MS02ZDhmOWM3YjUteDJrNHEKFAoJTkFNRVNQQUNFEgcaBWJlbmNoCkwKBU9XTkVSEkMaQWt1YmVybmV0ZXM6Ly9hcGlzL2FwcHMvdjEvbmFtZXNwYWNlcy9iZW5jaC9kZXBsb3ltZW50cy9iYWNrZW5kLXYxChcKEVBMQVRGT1JNX01FVEFEQVRBEgIqAAoiCg9TRVJWSUNFX0FDQ09VTlQSDxoNYmVuY2gtYmFja2VuZAodCg1XT1JLTE9BRF9OQU1FEgwaCmJhY2tlbmQtdjE=;
+    add_header x-envoy-peer-metadata-id sidecar~10.244.0.12~backend-v1-6d8f9c7b5-x2k4q.bench~bench.svc.cluster.local;"
+fi
+nginx_conf "$W/nb" "server { listen 127.0.0.1:18081; location / { root $W/html; $PEER_HEADERS } }" >"$W/nb/nginx.conf"
 nginx_conf "$W/np" "upstream backend { server 127.0.0.1:18081; keepalive 32; keepalive_requests 1000000; }
   server { listen 127.0.0.1:18082; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" >"$W/np/nginx.conf"
 cat >"$W/cfg.json" <<'JSON'
 {"listeners":[{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"0.0.0.0_18080","address":{"socketAddress":{"address":"127.0.0.1","portValue":18080}},"filterChains":[{"filters":[{"name":"envoy.filters.network.http_connection_manager","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","statPrefix":"outbound_0.0.0.0_80","useRemoteAddress":true,"routeConfig":{"name":"http.80","virtualHosts":[{"name":"bench:80","domains":["*"],"routes":[{"match":{"prefix":"/"},"route":{"cluster":"outbound|80||backend.bench.internal"}}]}]},"httpFilters":[{"name":"envoy.filters.http.router","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
 "clusters":[{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"outbound|80||backend.bench.internal","type":"STATIC","connectTimeout":"10s","loadAssignment":{"clusterName":"outbound|80||backend.bench.internal","endpoints":[{"lbEndpoints":[{"endpoint":{"address":{"socketAddress":{"address":"127.0.0.1","portValue":18081}}}}]}]}}]}
 JSON
+if [ "${PEER:-0}" = 1 ]; then
+    sed -i 's|"httpFilters":\[|"httpFilters":[{"name":"istio.metadata_exchange"},|' "$W/cfg.json"
+    grep -q istio.metadata_exchange "$W/cfg.json"
+fi
 nginx -p "$W/nb" -e "$W/nb/error.log" -c "$W/nb/nginx.conf" &
 PIDS+=($!)
 sleep 0.5
@@ -93,7 +110,15 @@ for r in $(seq "$ROUNDS"); do
                 -o "$W/perf.txt" -- sleep 5 &
             PERF=$!
         fi
-        RPS=$(wrk -t1 -c16 -d5s "http://127.0.0.1:$PORT/1k.html" | awk '/Requests\/sec/ {print $2}')
+        HOG_PIDS=()
+        for _ in $(seq "${HOGS:-0}"); do
+            timeout 6 sh -c 'while :; do :; done' &
+            HOG_PIDS+=($!)
+        done
+        wrk -t1 -c16 -d5s --latency "http://127.0.0.1:$PORT/1k.html" >"$W/wrk.txt"
+        for h in "${HOG_PIDS[@]}"; do kill "$h" 2>/dev/null || true; done
+        RPS=$(awk '/Requests\/sec/ {print $2}' "$W/wrk.txt")
+        LAT=$(awk '$1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} END {print p50 " / " p99}' "$W/wrk.txt")
         read -r U1 S1 < <(cpu_ticks $PROCS)
         read -r V1 N1 < <(switches $PROCS)
         SC=""
@@ -108,7 +133,7 @@ for r in $(seq "$ROUNDS"); do
             'BEGIN { n = r * 5; if (n == 0) n = 1; printf "%.1f %.1f", u * 1e6 / hz / n, (u + s) * 1e6 / hz / n }')
         CS=$(awk -v v=$((V1 - V0)) -v n=$((N1 - N0)) -v r="${RPS:-0}" \
             'BEGIN { q = r * 5; if (q == 0) q = 1; printf "%.2f / %.2f", v / q, n / q }')
-        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req  switches ${CS% / *} / ${CS#* / } per req$SC"
+        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req  switches ${CS% / *} / ${CS#* / } per req  p50 / p99 $LAT$SC"
         RESULTS+=("$b ${RPS:-0} $US")
     done
 done

@@ -359,3 +359,142 @@ fn upstream_heads_pass_through_with_hop_by_hop_fields_and_server_replaced() {
     assert_eq!(r.header("x-kept"), Some("yes"));
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
 }
+
+/// `x-envoy-peer-metadata` as a server-side sidecar sends it: a base64 protobuf
+/// `Struct` of its node metadata.
+fn peer_metadata(workload: &str, namespace: &str) -> String {
+    use base64::Engine as _;
+    use prost::Message as _;
+    use prost_types::{value::Kind, Struct, Value};
+    let s = |v: &str| Value {
+        kind: Some(Kind::StringValue(v.to_string())),
+    };
+    let labels = Struct {
+        fields: [
+            ("app".to_string(), s("e")),
+            ("version".to_string(), s("v2")),
+        ]
+        .into(),
+    };
+    let meta = Struct {
+        fields: [
+            ("NAME".to_string(), s(&format!("{workload}-5f7d9-abcde"))),
+            ("WORKLOAD_NAME".to_string(), s(workload)),
+            ("NAMESPACE".to_string(), s(namespace)),
+            (
+                "LABELS".to_string(),
+                Value {
+                    kind: Some(Kind::StructValue(labels)),
+                },
+            ),
+        ]
+        .into(),
+    };
+    base64::engine::general_purpose::STANDARD.encode(meta.encode_to_vec())
+}
+
+#[test]
+fn outbound_responses_with_peer_metadata_pass_through_and_name_the_destination() {
+    // A server-side sidecar's answers carry its peer metadata. Outbound, the proxy reads
+    // the destination's identity from them, and drops them where the exchange filter
+    // is configured (Istio's sidecars; here listener 8080) before the app sees them.
+    let head = |n: u32| -> &'static str {
+        Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Envoy-Peer-Metadata: {}\r\n\
+                 X-Envoy-Peer-Metadata-Id: sidecar~10.0.0.9~e-v2-5f7d9-abcde.default~default.svc.cluster.local\r\n\
+                 X-Mixed-Case: Value\r\nContent-Length: 2\r\n\r\nr{n}",
+                peer_metadata("e-v2", "default")
+            )
+            .into_boxed_str(),
+        )
+    };
+    let upstream = canned_upstream((0..4).map(head).collect());
+    let vhosts = json!([{"name": "v", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "route": {"cluster": "canned"}}]}]);
+    let mut exchanging = http_listener(8080, "r");
+    exchanging["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"name": "istio.metadata_exchange"}));
+    let cfg = config(
+        vec![exchanging, http_listener(8081, "r")],
+        vec![route_config("r", vhosts)],
+        // No workload in the endpoint's metadata: only the response names the peer.
+        vec![eds_cluster("canned", "ROUND_ROBIN", false)],
+        vec![endpoints("canned", &[upstream])],
+    );
+    let p = Proxy::with_config(
+        "router",
+        &cfg,
+        &[
+            "--bind-port",
+            "8080=127.0.0.1:0",
+            "--bind-port",
+            "8081=127.0.0.1:0",
+        ],
+    );
+    p.wait_ready();
+
+    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    for i in 0..2 {
+        c.send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let r = c.response("GET");
+        assert_eq!((r.status, r.body.len()), (200, 2), "{:?}", r.lines);
+        for name in ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id"] {
+            assert_eq!(
+                r.header(name),
+                None,
+                "request {i}: {name} dropped: {:?}",
+                r.lines
+            );
+        }
+        assert!(
+            r.lines.iter().any(|l| l == "x-mixed-case: Value"),
+            "{:?}",
+            r.lines
+        );
+        assert_eq!(r.all("x-envoy-upstream-service-time").len(), 1);
+    }
+    // Without the exchange filter they reach the client as the upstream sent them.
+    let mut c = Conn::open(p.addr("0.0.0.0_8081"));
+    c.send("GET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.response("GET");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-envoy-peer-metadata"),
+        Some(peer_metadata("e-v2", "default").as_str())
+    );
+    assert!(
+        r.header("x-envoy-peer-metadata-id").is_some(),
+        "{:?}",
+        r.lines
+    );
+
+    let metrics = c_get_metrics(&p);
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{") && l.contains("reporter=\"source\""))
+        .collect();
+    assert!(!series.is_empty(), "{metrics}");
+    for l in &series {
+        for label in [
+            "destination_workload=\"e-v2\"",
+            "destination_workload_namespace=\"default\"",
+            "destination_app=\"e\"",
+            "destination_version=\"v2\"",
+        ] {
+            assert!(l.contains(label), "{label} missing in {l}");
+        }
+    }
+    let total: f64 = series
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 3.0, "{metrics}");
+}
+
+fn c_get_metrics(p: &Proxy) -> String {
+    let r = get(p.addr("prometheus"), "localhost", "/stats/prometheus", &[]);
+    String::from_utf8_lossy(&r.body).into_owned()
+}

@@ -171,6 +171,14 @@ impl RawHead {
             .map(|(_, v)| v)
     }
 
+    /// Drops the fields named `name` (lower case): they are not passed on.
+    pub fn remove(&mut self, name: &str) {
+        let bytes = &self.bytes;
+        self.fields.retain(|f| {
+            !bytes[f.name.0 as usize..f.name.1 as usize].eq_ignore_ascii_case(name.as_bytes())
+        });
+    }
+
     /// The fields as a header map, without `transfer-encoding`; values share the head's
     /// bytes.
     pub fn to_header_map(&self) -> HeaderMap {

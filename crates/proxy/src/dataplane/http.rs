@@ -865,9 +865,24 @@ pub(super) async fn route_request(
         // header operations, no access log reading them, none of the fields the proxy
         // reads or replaces.
         let passthrough = raw_head_ok && ctx.resp_ops.is_empty() && hcm.access_logs.is_empty();
-        sent.map(|a| {
+        sent.map(|mut a| {
             let local = a.local;
-            let resp = if passthrough && passes_through(&a.head) {
+            // Outbound, the proxy only reads the upstream peer's metadata (and drops it
+            // where the exchange filter asks): that needs no header map either.
+            let resp = if passthrough && passes_through(&a.head, !inbound) {
+                if !inbound {
+                    if ctx.s.info.peer.is_none() {
+                        let mut meta = a.head.values(crate::telemetry::PEER_METADATA_HEADER);
+                        let mut id = a.head.values(crate::telemetry::PEER_METADATA_ID_HEADER);
+                        ctx.s.info.peer = meta
+                            .next()
+                            .and_then(|m| conn.rt.telemetry.peer_from_raw(m, id.next()));
+                    }
+                    if hcm.metadata_exchange {
+                        a.head.remove(crate::telemetry::PEER_METADATA_HEADER);
+                        a.head.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+                    }
+                }
                 a.into_passthrough_response()
             } else {
                 a.into_response()
@@ -994,9 +1009,11 @@ pub(super) async fn route_request(
 
 /// Whether an upstream head may go downstream as received, minus its hop-by-hop fields
 /// and `server`: it carries none of the fields the proxy reads from a response
-/// (`grpc-status`, peer metadata), sets itself (`x-envoy-upstream-service-time`,
-/// `x-envoy-attempt-count`, peer metadata), or removes because `connection` names them.
-fn passes_through(head: &super::h1client::RawHead) -> bool {
+/// (`grpc-status`; peer metadata unless `peer_ok`, where the caller reads and drops it
+/// from the head itself), sets itself (`x-envoy-upstream-service-time`,
+/// `x-envoy-attempt-count`, peer metadata inbound), or removes because `connection`
+/// names them.
+fn passes_through(head: &super::h1client::RawHead, peer_ok: bool) -> bool {
     let (grpc, time, attempts) = (GRPC_STATUS, SERVICE_TIME, ATTEMPT_COUNT);
     let special = [
         grpc.as_str(),
@@ -1005,6 +1022,7 @@ fn passes_through(head: &super::h1client::RawHead) -> bool {
         crate::telemetry::PEER_METADATA_HEADER,
         crate::telemetry::PEER_METADATA_ID_HEADER,
     ];
+    let special = if peer_ok { &special[..3] } else { &special[..] };
     head.fields().all(|(name, value)| {
         if name.eq_ignore_ascii_case(b"connection") {
             // `close` and `keep-alive` name no other field.

@@ -262,6 +262,11 @@ impl Telemetry {
         self.peers.from_headers(headers)
     }
 
+    /// The peer named by `x-envoy-peer-metadata` and `-id` values.
+    pub fn peer_from_raw(&self, metadata: &[u8], id: Option<&[u8]>) -> Option<Arc<PeerMetadata>> {
+        self.peers.from_raw(metadata, id)
+    }
+
     /// Like [`Telemetry::new`] with at most `max` metric label sets per table (the
     /// default is [`MAX_SERIES`]).
     pub fn with_series_limit(local: PeerMetadata, max: usize) -> Self {

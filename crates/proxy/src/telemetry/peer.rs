@@ -211,16 +211,23 @@ impl PeerMetadata {
 
     /// Reads a peer's `x-envoy-peer-metadata`; `None` when absent or malformed.
     pub fn from_headers(headers: &HeaderMap) -> Option<PeerMetadata> {
-        let raw = headers.get(PEER_METADATA_HEADER)?.to_str().ok()?;
+        Self::from_raw(
+            headers.get(PEER_METADATA_HEADER)?.as_bytes(),
+            headers.get(PEER_METADATA_ID_HEADER).map(|v| v.as_bytes()),
+        )
+    }
+
+    /// Like [`PeerMetadata::from_headers`], from the two fields' values.
+    pub fn from_raw(metadata: &[u8], id: Option<&[u8]>) -> Option<PeerMetadata> {
+        let raw = std::str::from_utf8(metadata).ok()?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(raw.trim())
             .ok()?;
         let s = Struct::decode(bytes.as_slice()).ok()?;
         let mut m = Self::from_node_metadata(&s);
         if m.workload.is_empty() {
-            if let Some(pod) = headers
-                .get(PEER_METADATA_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
+            if let Some(pod) = id
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(pod_name_from_node_id)
             {
                 m.workload = pod.to_string();
@@ -285,18 +292,53 @@ const PEER_CACHE_MAX: usize = 1024;
 impl PeerCache {
     /// The peer described by the request's (or response's) exchange headers.
     pub fn from_headers(&self, headers: &HeaderMap) -> Option<std::sync::Arc<PeerMetadata>> {
-        let raw = headers.get(PEER_METADATA_HEADER)?.as_bytes();
-        if let Some(p) = self.map.read().ok()?.get(raw) {
-            return Some(p.clone());
+        self.from_raw(
+            headers.get(PEER_METADATA_HEADER)?.as_bytes(),
+            headers.get(PEER_METADATA_ID_HEADER).map(|v| v.as_bytes()),
+        )
+    }
+
+    /// Like [`PeerCache::from_headers`], from the two fields' values.
+    pub fn from_raw(
+        &self,
+        metadata: &[u8],
+        id: Option<&[u8]>,
+    ) -> Option<std::sync::Arc<PeerMetadata>> {
+        // A connection's requests or answers come from one peer, so each thread first
+        // compares with the last value it looked up: one memcmp, instead of hashing a
+        // value of several hundred bytes and reading a lock every worker writes.
+        if let Some(p) = LAST_PEER.with_borrow(|last| {
+            last.as_ref()
+                .filter(|(raw, _)| **raw == *metadata)
+                .map(|(_, p)| p.clone())
+        }) {
+            return Some(p);
         }
-        let peer = std::sync::Arc::new(PeerMetadata::from_headers(headers)?);
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= PEER_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(raw.to_vec(), peer.clone());
+        let cached = self.map.read().ok()?.get(metadata).cloned();
+        let peer = match cached {
+            Some(p) => p,
+            None => {
+                let peer = std::sync::Arc::new(PeerMetadata::from_raw(metadata, id)?);
+                let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= PEER_CACHE_MAX {
+                    map.clear();
+                }
+                map.insert(metadata.to_vec(), peer.clone());
+                peer
+            }
+        };
+        LAST_PEER.set(Some((metadata.into(), peer.clone())));
         Some(peer)
     }
+}
+
+/// An `x-envoy-peer-metadata` value and the peer it names.
+type Looked = (Box<[u8]>, std::sync::Arc<PeerMetadata>);
+
+thread_local! {
+    /// The value this thread last looked up in a [`PeerCache`], and its peer. (Shared by
+    /// every cache on the thread: like their maps, it is keyed by the value alone.)
+    static LAST_PEER: std::cell::RefCell<Option<Looked>> = const { std::cell::RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -386,6 +428,40 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&a, &b));
         assert_eq!(a.workload, "productpage-v1");
         assert!(cache.from_headers(&HeaderMap::new()).is_none());
+    }
+
+    #[test]
+    fn alternating_peers_are_told_apart() {
+        // The per-thread memo of the last lookup must not answer for another value.
+        let cache = PeerCache::default();
+        let id = "sidecar~10.213.0.5~p.default~default.svc.cluster.local";
+        let value = |m: PeerMetadata| {
+            m.to_headers(id)
+                .into_iter()
+                .find(|(k, _)| k == PEER_METADATA_HEADER)
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .unwrap()
+        };
+        let a = value(sample());
+        let b = value(
+            PeerMetadata {
+                workload: "reviews-v2".into(),
+                ..sample()
+            }
+            .with_derived_labels(),
+        );
+        for _ in 0..3 {
+            let pa = cache.from_raw(&a, None).unwrap();
+            let pb = cache.from_raw(&b, None).unwrap();
+            assert_eq!(
+                (pa.workload.as_str(), pb.workload.as_str()),
+                ("productpage-v1", "reviews-v2")
+            );
+        }
+        let mut broken = a.clone();
+        broken[3] = b'!';
+        assert!(cache.from_raw(&broken, None).is_none(), "not base64");
+        assert_eq!(cache.from_raw(&a, None).unwrap().workload, "productpage-v1");
     }
 
     #[test]
