@@ -878,7 +878,7 @@ pub(super) async fn route_request(
                             .next()
                             .and_then(|m| conn.rt.telemetry.peer_from_raw(m, id.next()));
                     }
-                    if hcm.metadata_exchange {
+                    if exchanges_metadata(&conn, hcm) {
                         a.head.remove(crate::telemetry::PEER_METADATA_HEADER);
                         a.head.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
                     }
@@ -985,7 +985,7 @@ pub(super) async fn route_request(
                 ctx.s.info.peer = Some(peer);
             }
         }
-        if hcm.metadata_exchange {
+        if exchanges_metadata(&conn, hcm) {
             parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
             parts
                 .headers
