@@ -868,7 +868,7 @@ pub(super) async fn route_request(
         sent.map(|mut a| {
             let local = a.local;
             // Outbound, the proxy only reads the upstream peer's metadata (and drops it
-            // where the exchange filter asks): that needs no header map either.
+            // where it exchanges metadata): that needs no header map either.
             let resp = if passthrough && passes_through(&a.head, !inbound) {
                 if !inbound {
                     if ctx.s.info.peer.is_none() {
