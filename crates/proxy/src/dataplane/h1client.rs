@@ -140,8 +140,8 @@ struct RawField {
 }
 
 impl RawHead {
-    fn slice(&self, (start, end): (u32, u32)) -> &[u8] {
-        &self.bytes[start as usize..end as usize]
+    fn slice(&self, range: (u32, u32)) -> &[u8] {
+        at(&self.bytes, range)
     }
 
     /// Every field in the order received: name (in the case the upstream wrote it) and
@@ -171,11 +171,14 @@ impl RawHead {
             .map(|(_, v)| v)
     }
 
-    /// Drops the fields named `name` (lower case): they are not passed on.
-    pub fn remove(&mut self, name: &str) {
+    /// Drops the fields with any of `names` (lower case): they are not passed on.
+    pub fn remove(&mut self, names: &[&str]) {
         let bytes = &self.bytes;
         self.fields.retain(|f| {
-            !bytes[f.name.0 as usize..f.name.1 as usize].eq_ignore_ascii_case(name.as_bytes())
+            let name = at(bytes, f.name);
+            !names
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
         });
     }
 
@@ -201,6 +204,11 @@ impl RawHead {
         }
         map
     }
+}
+
+/// The bytes of `head` from `start` to `end` (a field's name or value).
+fn at(head: &[u8], (start, end): (u32, u32)) -> &[u8] {
+    &head[start as usize..end as usize]
 }
 
 /// Sends a bodiless request (`head` is its encoded head, see [`encode_head`]).

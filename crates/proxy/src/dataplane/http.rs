@@ -799,8 +799,7 @@ pub(super) async fn route_request(
             ctx.s.info.peer = Some(peer);
         }
         if exchanges_metadata(&conn, hcm) {
-            h.remove(crate::telemetry::PEER_METADATA_HEADER);
-            h.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+            crate::telemetry::PeerMetadata::strip_headers(h);
         }
     } else if let Some(ph) = conn
         .rt
@@ -879,8 +878,10 @@ pub(super) async fn route_request(
                             .and_then(|m| conn.rt.telemetry.peer_from_raw(m, id.next()));
                     }
                     if exchanges_metadata(&conn, hcm) {
-                        a.head.remove(crate::telemetry::PEER_METADATA_HEADER);
-                        a.head.remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+                        a.head.remove(&[
+                            crate::telemetry::PEER_METADATA_HEADER,
+                            crate::telemetry::PEER_METADATA_ID_HEADER,
+                        ]);
                     }
                 }
                 a.into_passthrough_response()
@@ -986,10 +987,7 @@ pub(super) async fn route_request(
             }
         }
         if exchanges_metadata(&conn, hcm) {
-            parts.headers.remove(crate::telemetry::PEER_METADATA_HEADER);
-            parts
-                .headers
-                .remove(crate::telemetry::PEER_METADATA_ID_HEADER);
+            crate::telemetry::PeerMetadata::strip_headers(&mut parts.headers);
         }
     }
     parts
