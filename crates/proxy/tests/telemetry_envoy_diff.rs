@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderValue};
 use ironmesh_proxy::telemetry::{AccessLogs, ResponseFlags, StreamInfo};
 use ironmesh_testkit::envoy::Envoy;
+use ironmesh_testkit::net::free_ports;
 use ironmesh_testkit::TempDir;
 use ironmesh_xds::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
 use ironmesh_xds::pb::envoy::config::core::v3::{
@@ -158,14 +159,6 @@ fn loggers(dir: &Path, tag: &str) -> Vec<AccessLog> {
         file_log(&dir.join(format!("{tag}.text.log")), text),
         file_log(&dir.join(format!("{tag}.json.log")), json),
     ]
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A keep-alive HTTP/1.1 backend answering every request with `hello`.
@@ -351,8 +344,10 @@ fn wait_lines(path: &Path, n: usize) -> Vec<String> {
 fn our_access_log_lines_equal_envoys() {
     let dir = TempDir::new().unwrap();
     let backend = backend();
-    let dead = free_port();
-    let (http_port, tcp_port) = (free_port(), free_port());
+    // Envoy binds its listeners after this returns: ports outside the ephemeral range.
+    let [dead, http_port, tcp_port] = free_ports(3)[..] else {
+        unreachable!()
+    };
     let http_logs = loggers(dir.path(), "http");
     let tcp_logs = loggers(dir.path(), "tcp");
     let to_json = |l: &[AccessLog]| {
