@@ -22,6 +22,9 @@ const SUBZONE_LABEL: &str = "topology.istio.io/subzone";
 #[derive(Debug, Clone)]
 pub(crate) struct Instance {
     pub name: String,
+    /// The workload the instance belongs to, as Istio names it in telemetry: a pod's
+    /// Deployment (or other controller), a WorkloadEntry's own name.
+    pub workload_name: String,
     pub namespace: String,
     /// An IP for pods; an IP, host name or `unix://` path for WorkloadEntries.
     pub address: String,
@@ -90,6 +93,7 @@ impl Instance {
         };
         Some(Instance {
             name: obj.name().to_string(),
+            workload_name: workload_of_pod(obj, &labels),
             namespace: obj.namespace().to_string(),
             address: address.to_string(),
             ip: Some(ip),
@@ -123,6 +127,7 @@ impl Instance {
         };
         Some(Instance {
             name: name.to_string(),
+            workload_name: name.to_string(),
             namespace: namespace.to_string(),
             ip: address.parse().ok(),
             address,
@@ -162,7 +167,7 @@ impl Instance {
             locality: self.locality.clone(),
             weight: self.weight,
             healthy: self.ready,
-            workload_name: self.name.clone(),
+            workload_name: self.workload_name.clone(),
             namespace: self.namespace.clone(),
             tls_mode: self.tls_mode,
         }
@@ -193,6 +198,37 @@ fn tls_mode_of(label: &str) -> TlsMode {
 /// Kubernetes readiness: the `Ready` condition, when the kubelet (or the local runtime)
 /// wrote one; a running pod without conditions counts as ready. A pod being deleted is
 /// draining and takes no new traffic.
+/// The name Istio gives a pod's workload (its `istio.workload` endpoint metadata and so
+/// `destination_workload`): the controlling owner's name, with a Deployment's
+/// ReplicaSet traced back to the Deployment (its name less `-<pod-template-hash>`) and
+/// a CronJob's Job to the CronJob (less `-<schedule time>`); the pod's own name when no
+/// controller owns it.
+fn workload_of_pod(obj: &Object, labels: &BTreeMap<String, String>) -> String {
+    let owners = obj.metadata.owner_references.as_deref().unwrap_or_default();
+    let Some(owner) = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(owners.first())
+    else {
+        return obj.name().to_string();
+    };
+    let name = owner.name.as_str();
+    let trimmed = match owner.kind.as_str() {
+        "ReplicaSet" => labels
+            .get("pod-template-hash")
+            .filter(|h| !h.is_empty())
+            .and_then(|h| name.strip_suffix(h.as_str())?.strip_suffix('-')),
+        "Job" => name
+            .rsplit_once('-')
+            .filter(|(job, time)| {
+                !job.is_empty() && !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit())
+            })
+            .map(|(job, _)| job),
+        _ => None,
+    };
+    trimmed.unwrap_or(name).to_string()
+}
+
 fn pod_ready(obj: &Object, pod: &Pod) -> bool {
     if obj.metadata.deletion_timestamp.is_some() {
         return false;

@@ -487,3 +487,85 @@ ports:
         vec![("10.2.0.1", 9001), ("10.2.0.2", 9001)]
     );
 }
+
+/// A pod owner for the workload-name test: `kind/name`, as a controller reference.
+fn owned_pod(name: &str, ip: &str, owner: &str, hash: Option<&str>) -> String {
+    let (kind, owner_name) = owner.split_once('/').unwrap();
+    let hash_label = hash
+        .map(|h| format!(", pod-template-hash: \"{h}\""))
+        .unwrap_or_default();
+    format!(
+        r#"---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: shop
+  labels: {{app: web{hash_label}}}
+  ownerReferences:
+  - {{apiVersion: apps/v1, kind: {kind}, name: {owner_name}, uid: u-{owner_name}, controller: true}}
+spec: {{containers: [{{name: app, image: app}}]}}
+status: {{phase: Running, podIP: {ip}, conditions: [{{type: Ready, status: "True"}}]}}
+"#
+    )
+}
+
+#[test]
+fn endpoints_name_the_pods_workload_as_istio_does() {
+    let mut yaml = String::from(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.1.1
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+"#,
+    );
+    // A Deployment's pod: ReplicaSet `<deployment>-<pod-template-hash>`.
+    yaml += &owned_pod(
+        "reviews-v1-7f9c4b-x2k9p",
+        "10.1.0.1",
+        "ReplicaSet/reviews-v1-7f9c4b",
+        Some("7f9c4b"),
+    );
+    // A bare ReplicaSet (no hash label, or one its name does not end with) keeps its name.
+    yaml += &owned_pod("rs-only-abcde", "10.1.0.2", "ReplicaSet/rs-only", None);
+    yaml += &owned_pod(
+        "odd-rs-abcde",
+        "10.1.0.3",
+        "ReplicaSet/odd-rs",
+        Some("ffff"),
+    );
+    // A CronJob's Job is `<cronjob>-<scheduled time>`; another Job keeps its name.
+    yaml += &owned_pod(
+        "backup-28930560-q7z",
+        "10.1.0.4",
+        "Job/backup-28930560",
+        None,
+    );
+    yaml += &owned_pod("migrate-v2-q7z", "10.1.0.5", "Job/migrate-v2", None);
+    yaml += &owned_pod("db-0", "10.1.0.6", "StatefulSet/db", None);
+    // No owner: the pod is its own workload.
+    yaml += &pod("lonely", "shop", "10.1.0.7", &[("app", "web")], true);
+    let reg = build(&yaml);
+    let names: Vec<(&str, &str)> = reg
+        .endpoints("web.shop.svc.cluster.local", 80)
+        .iter()
+        .map(|e| (e.address.as_str(), e.workload_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("10.1.0.1", "reviews-v1"),
+            ("10.1.0.2", "rs-only"),
+            ("10.1.0.3", "odd-rs"),
+            ("10.1.0.4", "backup"),
+            ("10.1.0.5", "migrate-v2"),
+            ("10.1.0.6", "db"),
+            ("10.1.0.7", "lonely"),
+        ]
+    );
+}
