@@ -62,12 +62,12 @@ impl Mesh {
     pub fn up(args: &[&str]) -> (Mesh, String) {
         let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         ensure_binaries();
-        // A previous crashed run must not make this one fail.
-        let _ = run(&["down"]);
+        clear_previous_test_mesh();
         let mesh = Mesh { _lock: lock };
         let mut full = vec!["up", "-d"];
         full.extend_from_slice(args);
         let out = run(&full);
+        mark_test_mesh();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -75,6 +75,30 @@ impl Mesh {
         );
         assert!(out.status.success(), "ironmesh up failed:\n{text}");
         (mesh, text)
+    }
+}
+
+const RUN_DIR: &str = "/run/ironmesh";
+/// Left in the run directory by these tests so a later run knows the mesh is theirs.
+const TEST_MARK: &str = "/run/ironmesh/started-by-ironmesh-tests";
+
+/// Takes down a mesh a crashed run of these tests left behind, so that it cannot make
+/// this run fail; a mesh someone started by hand is left alone and the test fails,
+/// saying so, rather than tearing it down.
+fn clear_previous_test_mesh() {
+    if Path::new(RUN_DIR).join("state.json").exists() && !Path::new(TEST_MARK).exists() {
+        panic!(
+            "a local mesh that these tests did not start is up ({RUN_DIR}/state.json); \
+             the end-to-end tests need the machine's one local mesh and would tear it \
+             down. Run `ironmesh down` first, then re-run the tests."
+        );
+    }
+    let _ = run(&["down"]);
+}
+
+fn mark_test_mesh() {
+    if Path::new(RUN_DIR).is_dir() {
+        let _ = std::fs::write(TEST_MARK, "ironmesh-cli end-to-end tests\n");
     }
 }
 
@@ -169,8 +193,8 @@ pub fn leftovers_in(namespaces: &[&str]) -> Vec<String> {
             out.push(format!("link {l}"));
         }
     }
-    if Path::new("/run/ironmesh").exists() {
-        out.push("/run/ironmesh".into());
+    if Path::new(RUN_DIR).exists() {
+        out.push(RUN_DIR.into());
     }
     out
 }
@@ -196,7 +220,7 @@ impl Mesh {
     pub fn up_lock_only() -> Mesh {
         let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         ensure_binaries();
-        let _ = run(&["down"]);
+        clear_previous_test_mesh();
         Mesh { _lock: lock }
     }
 }
