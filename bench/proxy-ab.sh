@@ -20,7 +20,8 @@
 # With PEER=1 the backend answers as a server-side sidecar would, with Istio's
 # `x-envoy-peer-metadata` (a 784-byte value) and `-id` headers, and the proxy's listener
 # has the `istio.metadata_exchange` filter: the proxy reads the destination's identity
-# from them and drops them (the client-side sidecar's outbound path).
+# from them and drops them (the client-side sidecar's outbound path). With RETRY=1 the
+# route has Istio's default retry policy (every route discovery generates has one).
 # Needs nginx and wrk.
 # Ports 18080-18082 on 127.0.0.1.
 set -euo pipefail
@@ -70,6 +71,10 @@ JSON
 if [ "${PEER:-0}" = 1 ]; then
     sed -i 's|"httpFilters":\[|"httpFilters":[{"name":"istio.metadata_exchange"},|' "$W/cfg.json"
     grep -q istio.metadata_exchange "$W/cfg.json"
+fi
+if [ "${RETRY:-0}" = 1 ]; then
+    sed -i 's/"route":{"cluster":"outbound|80||backend.bench.internal"}/"route":{"cluster":"outbound|80||backend.bench.internal","retryPolicy":{"retryOn":"connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes","numRetries":2,"retriableStatusCodes":[503],"retryHostPredicate":[{"name":"envoy.retry_host_predicates.previous_hosts"}],"hostSelectionRetryMaxAttempts":"5"}}/' "$W/cfg.json"
+    grep -q retryPolicy "$W/cfg.json"
 fi
 nginx -p "$W/nb" -e "$W/nb/error.log" -c "$W/nb/nginx.conf" &
 PIDS+=($!)

@@ -352,3 +352,187 @@ fn fault_abort_per_route() {
     assert_eq!((r.status, &r.body[..]), (503, &b"fault filter abort"[..]));
     assert_eq!(get(addr, "h", "/", &[]).status, 200);
 }
+
+/// A route's retry policy, shaped as Istio writes it.
+fn retrying(
+    cluster: &str,
+    retry_on: &str,
+    retries: u32,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut policy = json!({"retryOn": retry_on, "numRetries": retries,
+        "retryHostPredicate": [{"name": "envoy.retry_host_predicates.previous_hosts"}],
+        "hostSelectionRetryMaxAttempts": "5"});
+    if let (Some(p), Some(e)) = (policy.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({"cluster": cluster, "timeout": "5s", "retryPolicy": policy})
+}
+
+/// `route` with the matched prefix rewritten to `/` (the echo's `/delay/MS` then applies).
+fn rewritten(mut route: serde_json::Value) -> serde_json::Value {
+    route["prefixRewrite"] = json!("/");
+    route
+}
+
+#[test]
+fn retries_follow_the_route_policy() {
+    let echo = EchoServer::http("live");
+    // Free when chosen and below the ephemeral range: nothing listens there.
+    let dead = ironmesh_testkit::net::loopback(ironmesh_testkit::net::free_ports(1)[0]);
+    let dir = ironmesh_testkit::TempDir::new().unwrap();
+    let log = dir.path().join("access.log");
+    let mut listener = http_listener(8080, "r");
+    listener["filterChains"][0]["filters"][0]["typedConfig"]["accessLog"] = json!([{
+        "name": "envoy.access_loggers.file", "typedConfig": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": log.display().to_string(), "logFormat": {"textFormatSource": {"inlineString":
+        "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %RESPONSE_CODE_DETAILS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\n"}}}}]);
+    let vhosts = json!([{"name": "v", "domains": ["*"], "includeRequestAttemptCount": true,
+        "includeAttemptCountInResponse": true, "routes": [
+        {"match": {"prefix": "/flaky"}, "route": retrying("flaky", "connect-failure", 2, json!({}))},
+        {"match": {"prefix": "/dead"}, "route": retrying("dead", "connect-failure,refused-stream", 2, json!({}))},
+        {"match": {"prefix": "/pertry/"}, "route": rewritten(retrying("echo", "5xx", 1, json!({"perTryTimeout": "0.1s"})))},
+        {"match": {"prefix": "/slow/"}, "route": rewritten(retrying("echo", "connect-failure", 1, json!({"perTryTimeout": "0.1s"})))},
+        {"match": {"prefix": "/s/"}, "route": {"cluster": "echo", "prefixRewrite": "/",
+            "retryPolicy": {"retryOn": "retriable-status-codes", "numRetries": 2, "retriableStatusCodes": [503]}}},
+        {"match": {"prefix": "/none"}, "route": {"cluster": "dead"}}]}]);
+    let cfg = config(
+        vec![listener],
+        vec![route_config("r", vhosts)],
+        vec![
+            eds_cluster("flaky", "ROUND_ROBIN", false),
+            eds_cluster("dead", "ROUND_ROBIN", false),
+            eds_cluster("echo", "ROUND_ROBIN", false),
+        ],
+        vec![
+            endpoints("flaky", &[echo.addr, dead]),
+            endpoints("dead", &[dead]),
+            endpoints("echo", &[echo.addr]),
+        ],
+    );
+    let p = Proxy::with_config("router", &cfg, BIND);
+    p.wait_ready();
+    let addr = p.addr("0.0.0.0_8080");
+
+    // Round robin over a live and a dead host: each failed connect is retried on the
+    // live one (previous_hosts), so every request succeeds; half took two attempts.
+    let mut attempts = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let r = get(addr, "h", "/flaky", &[]);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.header("x-echo-server"), Some("live"));
+        let n = r.header("x-envoy-attempt-count").unwrap().to_string();
+        assert_eq!(
+            r.echoed("x-envoy-attempt-count"),
+            Some(n.clone()),
+            "upstream sees the attempt"
+        );
+        *attempts.entry(n).or_insert(0) += 1;
+    }
+    // Round robin meets the dead host first at least every other request (a retry's
+    // pick takes a turn too, as in Envoy); no request needed a third attempt.
+    let retried = attempts.get("2").copied().unwrap_or(0);
+    assert!(
+        retried >= 10 && attempts.keys().all(|k| k == "1" || k == "2"),
+        "{attempts:?}"
+    );
+
+    // Every attempt fails: Envoy's body after retries, URX before UF (the order Envoy
+    // sets them in), three attempts.
+    let r = get(addr, "h", "/dead", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
+    );
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("3"));
+    let r = get(addr, "h", "/none", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    );
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("1"));
+
+    // A per-try timeout is retried under 5xx; the route gives up after the second.
+    let t = std::time::Instant::now();
+    let r = get(addr, "h", "/pertry/delay/1000", &[]);
+    let took = t.elapsed();
+    assert_eq!(
+        (r.status, &r.body[..]),
+        (504, &b"upstream request timeout"[..])
+    );
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("2"));
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(900),
+        "two 100 ms tries plus a back-off under 25 ms, not the 1 s answer: {took:?}"
+    );
+    // Not retriable under connect-failure: one try, then 504.
+    let r = get(addr, "h", "/slow/delay/1000", &[]);
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("1"));
+
+    // A retriable status is retried, and the last answer goes back as it came.
+    let r = get(addr, "h", "/s/status/503", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.header("x-echo-server"),
+        Some("live"),
+        "the upstream's answer"
+    );
+    assert_eq!(r.header("x-envoy-attempt-count"), Some("3"));
+    let r = get(addr, "h", "/s/status/500", &[]);
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.header("x-envoy-attempt-count"),
+        Some("1"),
+        "500 is not listed"
+    );
+
+    let lines = wait_for_lines(&log, 26);
+    let line = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line for {prefix}:\n{}", lines.join("\n")))
+            .clone()
+    };
+    let refused = "delayed_connect_error:_Connection_refused";
+    assert_eq!(
+        line("/dead "),
+        format!("/dead 503 URX,UF 3 upstream_reset_before_response_started{{remote_connection_failure|{refused}}} {refused}")
+    );
+    assert_eq!(
+        line("/none "),
+        format!("/none 503 UF 1 upstream_reset_before_response_started{{remote_connection_failure|{refused}}} {refused}")
+    );
+    assert_eq!(
+        line("/pertry/"),
+        "/pertry/delay/1000 504 URX,UT 2 upstream_per_try_timeout -"
+    );
+    assert_eq!(
+        line("/slow/"),
+        "/slow/delay/1000 504 UT 1 upstream_per_try_timeout -"
+    );
+    assert_eq!(
+        line("/s/status/503"),
+        "/s/status/503 503 URX 3 via_upstream -"
+    );
+    assert_eq!(
+        line("/s/status/500"),
+        "/s/status/500 500 - 1 via_upstream -"
+    );
+}
+
+/// The file's lines once it has at least `n`.
+fn wait_for_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

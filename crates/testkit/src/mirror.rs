@@ -1,5 +1,6 @@
 //! Mirror backends: HTTP/1.1 echo servers (keep-alive) that answer every request with `200`
-//! and a JSON description of what they received — their own name, the method, the
+//! (`NNN` for a path under `/status/NNN`, for retry tests) and a JSON description of what
+//! they received — their own name, the method, the
 //! path with query, and every header — so a test can see exactly what a proxy sent
 //! upstream and which backend it chose.
 //!
@@ -184,9 +185,15 @@ fn serve(conn: TcpStream, name: &str, served: &AtomicU64) {
         body.insert("headers".into(), Value::Array(headers));
         let body = Value::Object(body).to_string();
         served.fetch_add(1, Ordering::SeqCst);
+        let status = path
+            .strip_prefix("/status/")
+            .and_then(|s| s.get(..3)?.parse::<u16>().ok())
+            .filter(|c| (200..600).contains(c))
+            .unwrap_or(200);
         let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Echo-Backend: {name}\r\n\
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nX-Echo-Backend: {name}\r\n\
              X-Echo-Drop: yes\r\nContent-Length: {}\r\n\r\n{body}",
+            if status == 200 { "OK" } else { "Status" },
             body.len()
         );
         if writer.write_all(answer.as_bytes()).is_err() || close {

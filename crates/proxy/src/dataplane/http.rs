@@ -18,12 +18,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Finish, ReqBody, RespBody};
 use super::headers::*;
-use super::upstream::{ConnectError, HostPool, PoolKey, SendError, Sender};
+use super::retry;
+use super::upstream::{HostPool, PoolKey, SendError, Sender};
 use super::Runtime;
 use crate::lb::{self, ActiveGuard};
 use crate::model::listener::{RouteSource, TrafficDirection};
 use crate::model::route::{
-    Action, Forward, HostRewrite, PathMatch, Redirect, Route, WeightedTarget,
+    Action, Forward, HostRewrite, PathMatch, Redirect, RetryOn, RetryPolicy, Route, WeightedTarget,
 };
 use crate::model::{ClusterSpec, HttpManager, RouteConfig, UpstreamProtocol};
 use crate::routing::{self, RequestView};
@@ -180,6 +181,9 @@ struct Ctx {
     /// The request's authority (`:authority` or Host), for `StreamInfo::authority` when
     /// the stream ends; held here so that routing borrows it instead of a copy.
     authority: String,
+    /// Local replies after upstream attempts carry `x-envoy-attempt-count`
+    /// (`include_attempt_count_in_response`), as Envoy's router adds it to its own.
+    attempt_header: bool,
 }
 
 impl Ctx {
@@ -237,7 +241,7 @@ impl Ctx {
         status: StatusCode,
         body: &'static str,
         flag: u32,
-        details: &'static str,
+        details: impl Into<crate::telemetry::Text>,
     ) -> Response<RespBody> {
         let mut ctx = self;
         if flag != 0 {
@@ -252,6 +256,11 @@ impl Ctx {
         }
         resp.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if ctx.attempt_header {
+            let n = ctx.s.info.attempt_count.unwrap_or(1);
+            resp.headers_mut()
+                .insert(ATTEMPT_COUNT, int_value(u64::from(n)));
+        }
         for ops in ctx.resp_ops.iter() {
             ops.apply(resp.headers_mut());
         }
@@ -561,6 +570,7 @@ pub(super) async fn route_request(
             _active: None,
         }),
         resp_ops: Vec::new(),
+        attempt_header: false,
         authority,
     };
 
@@ -713,7 +723,7 @@ pub(super) async fn route_request(
     if let Some(s) = &cluster.service {
         ctx.s.info.destination_service = Some(s.host.clone());
     }
-    let (addr, active, peer) = match snap.endpoints_of(cluster) {
+    let (mut addr, mut active, peer) = match snap.endpoints_of(cluster) {
         None => (conn.dst, None, None),
         Some(eps) => match lb::pick(eps, cluster.lb, &mut rand::rng()) {
             Some(h) => (h.addr, lb::count_active(eps, cluster.lb, h), h.peer.clone()),
@@ -814,12 +824,16 @@ pub(super) async fn route_request(
     let authority: &str = new_authority.as_deref().unwrap_or(&ctx.authority);
     ctx.s.keep_request_headers(h);
     let path: &str = new_path.as_deref().unwrap_or(pq);
-    let key = PoolKey {
+    let mut key = PoolKey {
         addr,
         h2,
         bind: cluster.bind,
     };
-    ctx.s.info.attempt_count = Some(1);
+    ctx.attempt_header = vh.include_attempt_count_in_response;
+    let mut attempt = 1u32;
+    // The last attempt ended on its per-try timeout (not the route's).
+    let mut per_try_timed_out = false;
+    ctx.s.info.attempt_count = Some(attempt);
     // Routing takes microseconds, which the millisecond service time cannot show: the
     // request's start stands in for the upstream's unless a fault delay came between
     // (a clock read fewer per request).
@@ -833,7 +847,6 @@ pub(super) async fn route_request(
         }
     }
     let result = if inline {
-        let head = super::h1client::encode_head(&parts.method, path, h);
         let is_head = parts.method == Method::HEAD;
         let idempotent = matches!(
             parts.method,
@@ -844,20 +857,91 @@ pub(super) async fn route_request(
                 | Method::PUT
                 | Method::DELETE
         );
-        // Pinned where it is made: moving its (large) state into the timer costs copies.
-        let send = std::pin::pin!(super::h1client::send(
-            key,
-            cluster.connect_timeout,
-            &head,
-            is_head,
-            idempotent
-        ));
-        let sent = match timeout {
-            Some(t) => timer
-                .run((upstream_start + t).into(), send)
-                .await
-                .unwrap_or(Err(SendError::Timeout)),
-            None => send.await,
+        // Only the inline client's exchanges are retried: their request is a head that
+        // can be sent again (see docs/traffic.md for what makes one attempt).
+        let retry = fwd
+            .retry
+            .as_ref()
+            .filter(|r| r.num_retries > 0 && r.on != RetryOn::default());
+        let route_deadline = timeout.map(|t| upstream_start + t);
+        let mut head = super::h1client::encode_head(&parts.method, path, h);
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let sent = loop {
+            let per_try = retry
+                .and_then(|r| r.per_try_timeout)
+                .map(|t| Instant::now() + t);
+            let deadline = match (route_deadline, per_try) {
+                (Some(r), Some(p)) => Some(r.min(p)),
+                (r, p) => r.or(p),
+            };
+            let sent = {
+                // Pinned where it is made: moving its (large) state into the timer
+                // costs copies.
+                let send = std::pin::pin!(super::h1client::send(
+                    key,
+                    cluster.connect_timeout,
+                    &head,
+                    is_head,
+                    idempotent
+                ));
+                match deadline {
+                    Some(d) => timer
+                        .run(d.into(), send)
+                        .await
+                        .unwrap_or(Err(SendError::Timeout)),
+                    None => send.await,
+                }
+            };
+            let Some(p) = retry else { break sent };
+            let per_try_expired = matches!(sent, Err(SendError::Timeout))
+                && route_deadline.is_none_or(|d| Instant::now() < d);
+            per_try_timed_out = per_try_expired;
+            match retry::Outcome::of(&sent, per_try_expired) {
+                Some(o) if retry::retriable(p, &o) => {}
+                _ => break sent,
+            }
+            if attempt > p.num_retries {
+                ctx.s.info.flags.set(ResponseFlags::URX);
+                break sent;
+            }
+            drop(sent);
+            let wait = retry::backoff(p, attempt, &mut rand::rng());
+            match route_deadline {
+                Some(d) => {
+                    if timer
+                        .run(d.into(), tokio::time::sleep(wait))
+                        .await
+                        .is_none()
+                    {
+                        break Err(SendError::Timeout);
+                    }
+                }
+                None => tokio::time::sleep(wait).await,
+            }
+            attempt += 1;
+            ctx.s.info.attempt_count = Some(attempt);
+            if let Some(eps) = snap.endpoints_of(cluster) {
+                tried.push(addr);
+                if let Some(host) = retry_host(eps, cluster.lb, p, &tried) {
+                    addr = host.addr;
+                    active = lb::count_active(eps, cluster.lb, host);
+                    ctx.s.info.upstream_host = Some(addr);
+                    if !inbound {
+                        ctx.s.info.peer = host.peer.clone();
+                    }
+                }
+            }
+            key.addr = addr;
+            // The head names the attempt, and the host under `auto_host_rewrite`.
+            if vh.include_request_attempt_count {
+                h.insert(ATTEMPT_COUNT, int_value(u64::from(attempt)));
+            }
+            if matches!(fwd.host_rewrite, HostRewrite::Auto) {
+                if let Ok(v) = HeaderValue::from_str(&addr.to_string()) {
+                    h.insert(header::HOST, v);
+                }
+            }
+            head = super::h1client::encode_head(&parts.method, path, h);
         };
         // Passed through as bytes when nothing below edits the upstream's fields
         // beyond what the writer drops (hop-by-hop fields, `server`): no response
@@ -908,24 +992,24 @@ pub(super) async fn route_request(
     };
     let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
-        Err(SendError::Connect(e)) => {
-            ctx.s.info.upstream_transport_failure_reason = Some(e.reason());
-            let body = match e {
-                ConnectError::Timeout => "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
-                _ => "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+        Err(e @ SendError::Connect(_)) => {
+            let SendError::Connect(c) = &e else {
+                unreachable!()
             };
+            ctx.s.info.upstream_transport_failure_reason = Some(c.reason());
+            let details = c.details();
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                body,
+                retry::reset_body(&e, attempt > 1),
                 ResponseFlags::UF,
-                "upstream_reset_before_response_started{connection_failure}",
+                details,
             );
         }
-        Err(SendError::Reset(e)) => {
-            tracing::debug!(error = %e, upstream = %addr, "upstream reset before response");
+        Err(e @ SendError::Reset(_)) => {
+            tracing::debug!(error = ?e, upstream = %addr, "upstream reset before response");
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                retry::reset_body(&e, attempt > 1),
                 ResponseFlags::UC,
                 "upstream_reset_before_response_started{connection_termination}",
             );
@@ -935,7 +1019,11 @@ pub(super) async fn route_request(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream request timeout",
                 ResponseFlags::UT,
-                "upstream_response_timeout",
+                if per_try_timed_out {
+                    "upstream_per_try_timeout"
+                } else {
+                    "upstream_response_timeout"
+                },
             );
         }
     };
@@ -996,13 +1084,36 @@ pub(super) async fn route_request(
     if vh.include_attempt_count_in_response {
         parts
             .headers
-            .insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
+            .insert(ATTEMPT_COUNT, int_value(u64::from(attempt)));
     }
     for ops in &ctx.resp_ops {
         ops.apply(&mut parts.headers);
     }
     let resp = Response::from_parts(parts, body);
     ctx.finish(resp, h1, active)
+}
+
+/// A host for a retry: with `previous_hosts`, up to `host_selection_max_attempts` picks
+/// looking for one not tried yet (the last pick when every one was); `None` when no
+/// host is healthy.
+fn retry_host<'a>(
+    eps: &'a crate::model::Endpoints,
+    policy: crate::model::LbPolicy,
+    p: &RetryPolicy,
+    tried: &[SocketAddr],
+) -> Option<&'a Arc<crate::model::Host>> {
+    let mut rng = rand::rng();
+    let mut pick = None;
+    for _ in 0..p.host_selection_max_attempts {
+        let Some(h) = lb::pick(eps, policy, &mut rng) else {
+            break;
+        };
+        pick = Some(h);
+        if !p.avoid_previous_hosts || !tried.contains(&h.addr) {
+            break;
+        }
+    }
+    pick
 }
 
 /// Whether an upstream head may go downstream as received, minus its hop-by-hop fields

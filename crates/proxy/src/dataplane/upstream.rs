@@ -23,14 +23,32 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`-style text.
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` as Envoy 1.40 words it
+    /// (`delayed_connect_error:_Connection_refused`: the OS's text, no errno).
     pub fn reason(&self) -> String {
         match self {
             ConnectError::Timeout => "connection timeout".into(),
             ConnectError::Io(e) => {
-                format!("delayed_connect_error:_{}", e.to_string().replace(' ', "_"))
+                let text = e.to_string();
+                // Rust's rendering appends ` (os error N)`; Envoy's strerror does not.
+                let text = text.split(" (os error").next().unwrap_or(&text);
+                format!("delayed_connect_error:_{}", text.replace(' ', "_"))
             }
             ConnectError::Handshake(e) => format!("protocol_error:_{e}"),
+        }
+    }
+
+    /// `%RESPONSE_CODE_DETAILS%` of the local reply, as Envoy 1.40 writes it:
+    /// `upstream_reset_before_response_started{remote_connection_failure|<reason>}`.
+    pub fn details(&self) -> String {
+        match self {
+            ConnectError::Timeout => {
+                "upstream_reset_before_response_started{connection_timeout}".into()
+            }
+            _ => format!(
+                "upstream_reset_before_response_started{{remote_connection_failure|{}}}",
+                self.reason()
+            ),
         }
     }
 }

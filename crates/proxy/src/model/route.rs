@@ -17,6 +17,11 @@ use regex::Regex;
 
 use super::{decode, duration, CompileError};
 
+/// Envoy's default retry back-off base interval.
+const DEFAULT_RETRY_BASE_INTERVAL: Duration = Duration::from_millis(25);
+/// The host predicate Istio names for `retryIgnorePreviousHosts`.
+const PREVIOUS_HOSTS_PREDICATE: &str = "envoy.retry_host_predicates.previous_hosts";
+
 const KIND: &str = "RouteConfiguration";
 /// Envoy's route timeout when the route sets none.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -189,13 +194,70 @@ pub struct Forward {
     pub max_stream_duration: Option<Duration>,
 }
 
-/// Parsed for `/config_dump` fidelity and the retry work; the data path makes one attempt.
+/// A route's retry policy (Envoy's `RouteAction.retry_policy`, which Istio fills from a
+/// VirtualService's `retries` or the mesh default). See `dataplane::retry`.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub retry_on: String,
+    /// `retry_on` as flags ([`RetryOn`]); conditions ironmesh does not know are ignored,
+    /// as Envoy ignores them.
+    pub on: RetryOn,
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
     pub retriable_status_codes: Vec<u32>,
+    /// `previous_hosts` among `retry_host_predicate`: a retry avoids hosts tried before.
+    pub avoid_previous_hosts: bool,
+    /// Host picks per retry while looking for one not tried before (at least 1).
+    pub host_selection_max_attempts: u32,
+    /// Jittered exponential back-off between attempts (Envoy: 25 ms, cap 10× that).
+    pub base_interval: Duration,
+    pub max_interval: Duration,
+}
+
+/// Envoy's `retry_on` conditions, as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn(pub u16);
+
+impl RetryOn {
+    pub const FIVE_XX: u16 = 1;
+    pub const GATEWAY_ERROR: u16 = 1 << 1;
+    pub const RESET: u16 = 1 << 2;
+    pub const CONNECT_FAILURE: u16 = 1 << 3;
+    pub const RETRIABLE_4XX: u16 = 1 << 4;
+    pub const REFUSED_STREAM: u16 = 1 << 5;
+    pub const RETRIABLE_STATUS_CODES: u16 = 1 << 6;
+    pub const GRPC_CANCELLED: u16 = 1 << 7;
+    pub const GRPC_DEADLINE_EXCEEDED: u16 = 1 << 8;
+    pub const GRPC_INTERNAL: u16 = 1 << 9;
+    pub const GRPC_RESOURCE_EXHAUSTED: u16 = 1 << 10;
+    pub const GRPC_UNAVAILABLE: u16 = 1 << 11;
+
+    /// `5xx,connect-failure,...` (HTTP and gRPC conditions alike).
+    pub fn parse(s: &str) -> RetryOn {
+        let mut bits = 0;
+        for c in s.split(',').map(str::trim) {
+            bits |= match c {
+                "5xx" => Self::FIVE_XX,
+                "gateway-error" => Self::GATEWAY_ERROR,
+                "reset" => Self::RESET,
+                "connect-failure" => Self::CONNECT_FAILURE,
+                "retriable-4xx" => Self::RETRIABLE_4XX,
+                "refused-stream" => Self::REFUSED_STREAM,
+                "retriable-status-codes" => Self::RETRIABLE_STATUS_CODES,
+                "cancelled" => Self::GRPC_CANCELLED,
+                "deadline-exceeded" => Self::GRPC_DEADLINE_EXCEEDED,
+                "internal" => Self::GRPC_INTERNAL,
+                "resource-exhausted" => Self::GRPC_RESOURCE_EXHAUSTED,
+                "unavailable" => Self::GRPC_UNAVAILABLE,
+                _ => 0,
+            };
+        }
+        RetryOn(bits)
+    }
+
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
 }
 
 #[derive(Debug)]
@@ -564,11 +626,36 @@ fn forward(a: &rpb::RouteAction, what: &str) -> R<Forward> {
         Some(d) if d.is_zero() => None,
         Some(d) => Some(d),
     };
-    let retry = a.retry_policy.as_ref().map(|r| RetryPolicy {
-        retry_on: r.retry_on.clone(),
-        num_retries: r.num_retries.map(|n| n.value).unwrap_or(1),
-        per_try_timeout: duration(&r.per_try_timeout),
-        retriable_status_codes: r.retriable_status_codes.clone(),
+    let retry = a.retry_policy.as_ref().map(|r| {
+        let base_interval = r
+            .retry_back_off
+            .as_ref()
+            .and_then(|b| duration(&b.base_interval))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_RETRY_BASE_INTERVAL);
+        let max_interval = r
+            .retry_back_off
+            .as_ref()
+            .and_then(|b| duration(&b.max_interval))
+            .filter(|d| !d.is_zero())
+            .unwrap_or(base_interval * 10)
+            .max(base_interval);
+        RetryPolicy {
+            retry_on: r.retry_on.clone(),
+            on: RetryOn::parse(&r.retry_on),
+            num_retries: r.num_retries.map(|n| n.value).unwrap_or(1),
+            per_try_timeout: duration(&r.per_try_timeout).filter(|d| !d.is_zero()),
+            retriable_status_codes: r.retriable_status_codes.clone(),
+            avoid_previous_hosts: r
+                .retry_host_predicate
+                .iter()
+                .any(|p| p.name == PREVIOUS_HOSTS_PREDICATE),
+            host_selection_max_attempts: u32::try_from(r.host_selection_retry_max_attempts)
+                .unwrap_or(0)
+                .max(1),
+            base_interval,
+            max_interval,
+        }
     });
     let msd = a.max_stream_duration.as_ref();
     Ok(Forward {

@@ -3,11 +3,19 @@
 
 use std::fmt;
 
-/// Envoy's response flags (`%RESPONSE_FLAGS%`), as a bit set. The short names are
-/// Envoy's (`UH`, `UF`, `UO`, `NR`, `URX`, `UC`, `UT`, `DC`, `FI`, `DI`, `LR`, `RL`,
-/// `UAEX`, `RLSE`, `IH`, `SI`, `DPE`, `UPE`, `UMSDR`, `OM`, `DF`).
+/// Envoy's response flags (`%RESPONSE_FLAGS%`): a bit set (the low 32 bits) and the
+/// order the first [`ORDERED`] flags were set in (the high bits). Envoy joins several
+/// flags in the order they were set (1.40 logs `URX,UF` for a connect failure after
+/// retries), so two values with the same flags set in another order differ, and
+/// render differently, as they do in Envoy's logs and `response_flags` labels. The
+/// short names are Envoy's (`UH`, `UF`, `UO`, `NR`, `URX`, `UC`, `UT`, `DC`, `FI`,
+/// `DI`, `LR`, `RL`, `UAEX`, `RLSE`, `IH`, `SI`, `DPE`, `UPE`, `UMSDR`, `OM`, `DF`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct ResponseFlags(pub u32);
+pub struct ResponseFlags(pub u64);
+
+/// How many flags remember the order they were set in (5 bits each above bit 32); any
+/// further ones follow in Envoy's enum order.
+const ORDERED: u32 = 6;
 
 impl ResponseFlags {
     /// Failed local health check.
@@ -69,35 +77,71 @@ impl ResponseFlags {
     /// Downstream remote reset (`DR`).
     pub const DR: u32 = 1 << 28;
 
-    /// Adds a flag.
+    /// The flags in `bits`, as if set one by one in Envoy's enum order.
+    pub fn from_bits(bits: u32) -> ResponseFlags {
+        let mut f = ResponseFlags::default();
+        for (bit, _, _) in ORDER {
+            if bits & bit != 0 {
+                f.set(*bit);
+            }
+        }
+        f
+    }
+
+    /// Adds a flag (one bit), after those already set.
     pub fn set(&mut self, flag: u32) {
-        self.0 |= flag;
+        if self.has(flag) {
+            return;
+        }
+        self.0 |= u64::from(flag);
+        let Some(index) = ORDER.iter().position(|(bit, _, _)| *bit == flag) else {
+            return;
+        };
+        let slot = (0..ORDERED).find(|k| (self.0 >> (32 + 5 * k)) & 0x1f == 0);
+        if let Some(k) = slot {
+            self.0 |= (index as u64 + 1) << (32 + 5 * k);
+        }
+    }
+
+    /// The set flags, without their order.
+    pub fn bits(self) -> u32 {
+        self.0 as u32
     }
 
     /// Whether `flag` is set.
     pub fn has(self, flag: u32) -> bool {
-        self.0 & flag != 0
+        self.bits() & flag != 0
     }
 
     /// No flag at all.
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.bits() == 0
     }
 
-    /// The set flags' short names in Envoy's order.
+    /// The set flags' `ORDER` entries as Envoy joins them: in the order they were set.
+    fn entries(self) -> impl Iterator<Item = &'static (u32, &'static str, &'static str)> {
+        let recorded = (0..ORDERED)
+            .map(move |k| ((self.0 >> (32 + 5 * k)) & 0x1f) as usize)
+            .take_while(|i| *i != 0)
+            .filter_map(|i| ORDER.get(i - 1));
+        let mut seen = 0u32;
+        for (bit, _, _) in recorded.clone() {
+            seen |= bit;
+        }
+        let rest = ORDER
+            .iter()
+            .filter(move |(bit, _, _)| self.bits() & bit != 0 && seen & bit == 0);
+        recorded.chain(rest)
+    }
+
+    /// The set flags' short names, in the order Envoy joins them.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        ORDER
-            .iter()
-            .filter(move |(bit, _, _)| self.0 & bit != 0)
-            .map(|(_, short, _)| *short)
+        self.entries().map(|(_, short, _)| *short)
     }
 
-    /// The set flags' long names (`%RESPONSE_FLAGS_LONG%`) in Envoy's order.
+    /// The set flags' long names (`%RESPONSE_FLAGS_LONG%`), in the order Envoy joins them.
     pub fn long_names(self) -> impl Iterator<Item = &'static str> {
-        ORDER
-            .iter()
-            .filter(move |(bit, _, _)| self.0 & bit != 0)
-            .map(|(_, _, long)| *long)
+        self.entries().map(|(_, _, long)| *long)
     }
 
     /// Parses Envoy's short rendering (`-`, `UH`, `UF,URX`); `None` on an unknown name.
@@ -122,8 +166,8 @@ impl ResponseFlags {
     }
 }
 
-/// Envoy's flag order (its `CoreResponseFlag` enum order), which decides how several
-/// flags are joined; the bit values above are ours and need not follow it.
+/// Envoy's flags in its `CoreResponseFlag` enum order: how flags whose setting order is
+/// not known are joined; the bit values above are ours and need not follow it.
 const ORDER: &[(u32, &str, &str)] = &[
     (ResponseFlags::LH, "LH", "FailedLocalHealthCheck"),
     (ResponseFlags::UH, "UH", "NoHealthyUpstream"),
@@ -208,31 +252,50 @@ mod tests {
             (F::DF, "DF"),
             (F::DR, "DR"),
         ] {
-            assert_eq!(F(bit).to_string(), name);
+            assert_eq!(F::from_bits(bit).to_string(), name);
         }
     }
 
     #[test]
-    fn several_flags_join_in_envoy_order() {
+    fn several_flags_join_in_the_order_they_were_set() {
+        // Envoy 1.40's log of a connect failure after retries: `URX,UF`.
         let mut f = F::default();
         f.set(F::URX);
         f.set(F::UF);
-        assert_eq!(f.to_string(), "UF,URX");
-        // UPE sits after DT/RFCF in Envoy's order even though its bit is lower.
-        let mut g = F(F::DT);
-        g.set(F::UPE);
-        g.set(F::DI);
-        assert_eq!(g.to_string(), "DI,DT,UPE");
+        assert_eq!(f.to_string(), "URX,UF");
         assert_eq!(
-            F(F::UF | F::URX).to_long_string(),
-            "UpstreamConnectionFailure,UpstreamRetryLimitExceeded"
+            f.to_long_string(),
+            "UpstreamRetryLimitExceeded,UpstreamConnectionFailure"
         );
+        // Setting a flag twice keeps its first place.
+        f.set(F::URX);
+        assert_eq!(f.to_string(), "URX,UF");
+        let mut other = F::default();
+        other.set(F::UF);
+        other.set(F::URX);
+        assert_eq!(other.to_string(), "UF,URX");
+        assert_ne!(f, other, "the order is part of the value (a metric label)");
+        assert_eq!(f.bits(), other.bits());
+        // Without a known order (from bits), Envoy's enum order: UPE after DT even
+        // though its bit is lower.
+        assert_eq!(
+            F::from_bits(F::DT | F::UPE | F::DI).to_string(),
+            "DI,DT,UPE"
+        );
+        // Past the remembered ones, flags follow in enum order.
+        let mut many = F::default();
+        for bit in [F::NR, F::UT, F::DI, F::URX, F::UF, F::UC, F::LH, F::UH] {
+            many.set(bit);
+        }
+        assert_eq!(many.to_string(), "NR,UT,DI,URX,UF,UC,LH,UH");
     }
 
     #[test]
     fn short_names_parse_back() {
-        let f = F(F::UF | F::URX | F::DT);
-        assert_eq!(F::from_short(&f.to_string()), Some(f));
+        for text in ["URX,UF", "UF,URX", "DI,URX,UT", "UH"] {
+            let f = F::from_short(text).unwrap();
+            assert_eq!(f.to_string(), text);
+        }
         assert_eq!(F::from_short("-"), Some(F::default()));
         assert_eq!(F::from_short("UF,BOGUS"), None);
     }
@@ -240,8 +303,8 @@ mod tests {
     #[test]
     fn every_bit_has_exactly_one_name() {
         let all = super::ORDER.iter().fold(0, |acc, (b, _, _)| acc | b);
-        assert_eq!(F(all).names().count(), super::ORDER.len());
-        let unique: std::collections::BTreeSet<_> = F(all).names().collect();
+        assert_eq!(F::from_bits(all).names().count(), super::ORDER.len());
+        let unique: std::collections::BTreeSet<_> = F::from_bits(all).names().collect();
         assert_eq!(unique.len(), super::ORDER.len());
     }
 }

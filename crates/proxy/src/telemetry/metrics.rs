@@ -140,7 +140,8 @@ struct KeyRef<'a> {
     protocol: &'static str,
     response_code: u16,
     grpc: Option<i32>,
-    flags: u32,
+    /// `ResponseFlags`, with the order the flags were set in (it shows in the label).
+    flags: u64,
     mtls: bool,
 }
 
@@ -154,7 +155,8 @@ struct Key {
     protocol: &'static str,
     response_code: u16,
     grpc: Option<i32>,
-    flags: u32,
+    /// `ResponseFlags`, with the order the flags were set in (it shows in the label).
+    flags: u64,
     mtls: bool,
 }
 

@@ -21,6 +21,12 @@ pub enum Fact {
     Body(&'static str),
     /// Share of answers per backend, for weighted routes.
     Split(&'static [(&'static str, f64)]),
+    /// Answers may differ between repetitions (a retry shows in the upstream's
+    /// `x-envoy-attempt-count`; without retries some requests fail): the set of distinct
+    /// answers is what is compared with Envoy's.
+    Varies,
+    /// Some request took this many attempts (the upstream's `x-envoy-attempt-count`).
+    SomeAttempt(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +67,7 @@ const RW: &str = "rewrite.example.com";
 const RD: &str = "redirect.example.com";
 const D: &str = "direct.example.com";
 const H: &str = "headers.example.com";
+const RT: &str = "retry.example.com";
 
 /// Requests sent for a weighted split: with p = 0.5 the standard deviation of one
 /// backend's count is 10, and the tolerance below is 4 of them.
@@ -285,6 +292,42 @@ pub fn all() -> Vec<Case> {
                 RespHeader("x-resp-add", Some("resp-added")),
                 RespHeader("x-echo-drop", None),
             ],
+        ),
+        // Round robin over a live and a dead endpoint: the default policy retries the
+        // failed connects on the live host (`previous_hosts`).
+        Case {
+            repeat: 20,
+            ..get(
+                "retry: mesh default policy",
+                RT,
+                "/default",
+                &[],
+                &[Status(200), Backend("v2"), Varies, SomeAttempt("2")],
+            )
+        },
+        Case {
+            repeat: 20,
+            ..get(
+                "retry: attempts 0",
+                RT,
+                "/none",
+                &[],
+                &[Varies, Split(&[("v2", 0.5), ("-", 0.5)])],
+            )
+        },
+        get(
+            "retry: retriable status exhausted",
+            RT,
+            "/status/503",
+            &[],
+            &[Status(503), Backend("other"), SomeAttempt("3")],
+        ),
+        get(
+            "retry: every attempt fails to connect",
+            RT,
+            "/anything",
+            &[],
+            &[Status(503), NotEcho],
         ),
     ]
 }

@@ -106,7 +106,7 @@ fn istio_default_text_line_for_tcp_and_failures() {
     let mut nr = seed_request();
     nr.response_code = 404;
     nr.response_code_details = Some("route_not_found".into());
-    nr.flags = ResponseFlags(ResponseFlags::NR);
+    nr.flags = ResponseFlags::from_bits(ResponseFlags::NR);
     nr.upstream_host = None;
     nr.upstream_cluster = None;
     nr.upstream_local_address = None;
@@ -186,7 +186,7 @@ fn every_operator_renders_like_envoy() {
     info.requested_server_name = Some("outbound_.8000_._.httpbin.b.svc.cluster.local".into());
     info.upstream_transport_failure_reason = Some("delayed connect error: 111".into());
     info.connection_termination_details = Some("rbac_access_denied".into());
-    info.flags = ResponseFlags(ResponseFlags::UF | ResponseFlags::URX);
+    info.flags = ResponseFlags::from_bits(ResponseFlags::UF | ResponseFlags::URX);
     info.response_trailers = headers(&[("grpc-message", "ok")]);
     let n = |v: u64| serde_json::json!(v);
     let s = |v: &str| serde_json::json!(v);

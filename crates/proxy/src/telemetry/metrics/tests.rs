@@ -179,7 +179,7 @@ fn outbound_labels_are_istios_in_order() {
     }
     // A different response code is a different series.
     info.response_code = 503;
-    info.flags = ResponseFlags(ResponseFlags::UH);
+    info.flags = ResponseFlags::from_bits(ResponseFlags::UH);
     t.record(&info, &Default::default());
     let s = samples(&t, "istio_requests_total");
     assert_eq!(s.len(), 2);
