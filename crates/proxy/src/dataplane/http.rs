@@ -858,7 +858,7 @@ pub(super) async fn route_request(
                 | Method::DELETE
         );
         // Only the inline client's exchanges are retried: their request is a head that
-        // can be sent again (see docs/traffic.md for what makes one attempt).
+        // can be sent again (docs/proxy.md says what makes one attempt).
         let retry = fwd
             .retry
             .as_ref()
@@ -992,24 +992,21 @@ pub(super) async fn route_request(
     };
     let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
-        Err(e @ SendError::Connect(_)) => {
-            let SendError::Connect(c) = &e else {
-                unreachable!()
-            };
+        Err(SendError::Connect(c)) => {
             ctx.s.info.upstream_transport_failure_reason = Some(c.reason());
             let details = c.details();
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                retry::reset_body(&e, attempt > 1),
+                retry::reset_body(Some(&c), attempt > 1),
                 ResponseFlags::UF,
                 details,
             );
         }
-        Err(e @ SendError::Reset(_)) => {
-            tracing::debug!(error = ?e, upstream = %addr, "upstream reset before response");
+        Err(SendError::Reset(e)) => {
+            tracing::debug!(error = %e, upstream = %addr, "upstream reset before response");
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                retry::reset_body(&e, attempt > 1),
+                retry::reset_body(None, attempt > 1),
                 ResponseFlags::UC,
                 "upstream_reset_before_response_started{connection_termination}",
             );

@@ -102,26 +102,27 @@ pub fn backoff<R: Rng + ?Sized>(p: &RetryPolicy, n: u32, rng: &mut R) -> Duratio
     Duration::from_nanos(rng.random_range(0..nanos))
 }
 
-/// The body of a local reply for an upstream that failed before answering, as Envoy
-/// words it: after retries it names the latest attempt's reason.
-pub fn reset_body(e: &SendError, retried: bool) -> &'static str {
-    match (e, retried) {
-        (SendError::Connect(ConnectError::Timeout), false) => {
+/// The body of a local reply for an upstream that failed before answering: it could not
+/// connect (`connect`) or the connection ended. Envoy's words; after retries they name
+/// the latest attempt's reason.
+pub fn reset_body(connect: Option<&ConnectError>, retried: bool) -> &'static str {
+    match (connect, retried) {
+        (Some(ConnectError::Timeout), false) => {
             "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
         }
-        (SendError::Connect(ConnectError::Timeout), true) => {
+        (Some(ConnectError::Timeout), true) => {
             "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection timeout"
         }
-        (SendError::Connect(_), false) => {
+        (Some(_), false) => {
             "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
         }
-        (SendError::Connect(_), true) => {
+        (Some(_), true) => {
             "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure"
         }
-        (_, false) => {
+        (None, false) => {
             "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
         }
-        (_, true) => {
+        (None, true) => {
             "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection termination"
         }
     }
