@@ -305,15 +305,22 @@ impl PeerCache {
         id: Option<&[u8]>,
     ) -> Option<std::sync::Arc<PeerMetadata>> {
         // A connection's requests or answers come from one peer, so each thread first
-        // compares with the last value it looked up: one memcmp, instead of hashing a
-        // value of several hundred bytes and reading a lock every worker writes.
-        if let Some(p) = LAST_PEER.with_borrow(|last| {
-            last.as_ref()
-                .filter(|(raw, _)| **raw == *metadata)
-                .map(|(_, p)| p.clone())
+        // compares with the last two values it looked up (a sidecar's worker alternates
+        // between its inbound callers' and its outbound answers' peers): a memcmp or two,
+        // instead of hashing a value of several hundred bytes and reading a lock every
+        // worker writes.
+        if let Some(p) = LAST_PEERS.with_borrow_mut(|last| {
+            let hit = last
+                .iter()
+                .position(|l| l.as_ref().is_some_and(|(raw, _)| **raw == *metadata))?;
+            // The most recent first.
+            last.swap(0, hit);
+            last[0].as_ref().map(|(_, p)| p.clone())
         }) {
             return Some(p);
         }
+        #[cfg(test)]
+        MAP_LOOKUPS.with(|n| n.set(n.get() + 1));
         let cached = self.map.read().ok()?.get(metadata).cloned();
         let peer = match cached {
             Some(p) => p,
@@ -327,7 +334,10 @@ impl PeerCache {
                 peer
             }
         };
-        LAST_PEER.set(Some((metadata.into(), peer.clone())));
+        LAST_PEERS.with_borrow_mut(|last| {
+            last.swap(0, 1);
+            last[0] = Some((metadata.into(), peer.clone()));
+        });
         Some(peer)
     }
 }
@@ -336,9 +346,17 @@ impl PeerCache {
 type Looked = (Box<[u8]>, std::sync::Arc<PeerMetadata>);
 
 thread_local! {
-    /// The value this thread last looked up in a [`PeerCache`], and its peer. (Shared by
-    /// every cache on the thread: like their maps, it is keyed by the value alone.)
-    static LAST_PEER: std::cell::RefCell<Option<Looked>> = const { std::cell::RefCell::new(None) };
+    /// The two values this thread last looked up in a [`PeerCache`], the most recent
+    /// first, and their peers. (Shared by every cache on the thread: like their maps,
+    /// they are keyed by the value alone.)
+    static LAST_PEERS: std::cell::RefCell<[Option<Looked>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Lookups that missed the per-thread memo (tests only).
+    static MAP_LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]
@@ -450,6 +468,8 @@ mod tests {
             }
             .with_derived_labels(),
         );
+        let misses = || MAP_LOOKUPS.with(std::cell::Cell::get);
+        let before = misses();
         for _ in 0..3 {
             let pa = cache.from_raw(&a, None).unwrap();
             let pb = cache.from_raw(&b, None).unwrap();
@@ -458,6 +478,8 @@ mod tests {
                 ("productpage-v1", "reviews-v2")
             );
         }
+        // Two peers in turn are both remembered: only their first lookups miss.
+        assert_eq!(misses() - before, 2);
         let mut broken = a.clone();
         broken[3] = b'!';
         assert!(cache.from_raw(&broken, None).is_none(), "not base64");
