@@ -13,7 +13,8 @@
 # nginx its master and worker) per run, and the averages per candidate. User time per
 # request is the steadier figure when the machine's speed drifts. Also printed per run:
 # context switches per request (voluntary / involuntary, all threads, from
-# /proc/PID/task/TID/status), and with SYSCALLS=1 system calls per request (`perf stat
+# /proc/PID/task/TID/status), the machine's idle share over the run (idle + iowait of
+# all CPUs, from /proc/stat), and with SYSCALLS=1 system calls per request (`perf stat
 # -e raw_syscalls:sys_enter` over the wrk run; needs perf), and wrk's p50 / p99
 # latency. With HOGS=N, N CPU-bound loops (`sh -c 'while :; do :; done'`, each bounded
 # by `timeout`) run beside every wrk run: a neighbour that takes whole time slices.
@@ -88,6 +89,11 @@ cpu_ticks() {
     for p in "$@"; do cat /proc/"$p"/task/*/stat 2>/dev/null; done |
         sed 's/.*) //' | awk '{ u += $12; s += $13 } END { print u + 0, s + 0 }'
 }
+# Idle (idle + iowait) and total ticks of the whole machine: a machine that sits idle
+# during a closed-loop run is waiting on wake-ups, not short of CPU.
+machine_idle() {
+    awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
 # Voluntary and involuntary context switches of every thread of the given processes.
 switches() {
     local p
@@ -110,6 +116,7 @@ for r in $(seq "$ROUNDS"); do
         PROCS="$M $(pgrep -P "$M" | tr '\n' ' ' || true)"
         read -r U0 S0 < <(cpu_ticks $PROCS)
         read -r V0 N0 < <(switches $PROCS)
+        read -r I0 T0 < <(machine_idle)
         if [ "${SYSCALLS:-0}" = 1 ]; then
             perf stat -x, -e raw_syscalls:sys_enter -p "$(echo $PROCS | tr ' ' ,)" \
                 -o "$W/perf.txt" -- sleep 5 &
@@ -126,6 +133,8 @@ for r in $(seq "$ROUNDS"); do
         LAT=$(awk '$1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} END {print p50 " / " p99}' "$W/wrk.txt")
         read -r U1 S1 < <(cpu_ticks $PROCS)
         read -r V1 N1 < <(switches $PROCS)
+        read -r I1 T1 < <(machine_idle)
+        IDLE=$(awk -v i=$((I1 - I0)) -v t=$((T1 - T0)) 'BEGIN { if (t == 0) t = 1; printf "%.0f%%", 100 * i / t }')
         SC=""
         if [ "${SYSCALLS:-0}" = 1 ]; then
             wait "$PERF" || true
@@ -138,7 +147,7 @@ for r in $(seq "$ROUNDS"); do
             'BEGIN { n = r * 5; if (n == 0) n = 1; printf "%.1f %.1f", u * 1e6 / hz / n, (u + s) * 1e6 / hz / n }')
         CS=$(awk -v v=$((V1 - V0)) -v n=$((N1 - N0)) -v r="${RPS:-0}" \
             'BEGIN { q = r * 5; if (q == 0) q = 1; printf "%.2f / %.2f", v / q, n / q }')
-        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req  switches ${CS% / *} / ${CS#* / } per req  p50 / p99 $LAT$SC"
+        echo "round $r  $b  ${RPS:-0} req/s  ${US% *} / ${US#* } us/req  switches ${CS% / *} / ${CS#* / } per req  p50 / p99 $LAT  idle $IDLE$SC"
         RESULTS+=("$b ${RPS:-0} $US")
     done
 done
