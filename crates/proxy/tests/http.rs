@@ -396,7 +396,8 @@ fn retries_follow_the_route_policy() {
         {"match": {"prefix": "/slow/"}, "route": rewritten(retrying("echo", "connect-failure", 1, json!({"perTryTimeout": "0.1s"})))},
         {"match": {"prefix": "/s/"}, "route": {"cluster": "echo", "prefixRewrite": "/",
             "retryPolicy": {"retryOn": "retriable-status-codes", "numRetries": 2, "retriableStatusCodes": [503]}}},
-        {"match": {"prefix": "/none"}, "route": {"cluster": "dead"}}]}]);
+        {"match": {"prefix": "/none"}, "route": {"cluster": "dead"}},
+        {"match": {"prefix": "/h2"}, "route": retrying("flaky-h2", "connect-failure", 2, json!({}))}]}]);
     let cfg = config(
         vec![listener],
         vec![route_config("r", vhosts)],
@@ -404,8 +405,10 @@ fn retries_follow_the_route_policy() {
             eds_cluster("flaky", "ROUND_ROBIN", false),
             eds_cluster("dead", "ROUND_ROBIN", false),
             eds_cluster("echo", "ROUND_ROBIN", false),
+            eds_cluster("flaky-h2", "ROUND_ROBIN", true),
         ],
         vec![
+            endpoints("flaky-h2", &[echo.addr, dead]),
             endpoints("flaky", &[echo.addr, dead]),
             endpoints("dead", &[dead]),
             endpoints("echo", &[echo.addr]),
@@ -436,6 +439,36 @@ fn retries_follow_the_route_policy() {
     assert!(
         retried >= 10 && attempts.keys().all(|k| k == "1" || k == "2"),
         "{attempts:?}"
+    );
+
+    // Requests with a body (hyper's client), and HTTP/2 upstreams: a failed connect sent
+    // nothing, so the request, body and all, goes to the next host.
+    let rt = rt();
+    let mut retried = 0;
+    for i in 0..10 {
+        let (h2, path) = if i % 2 == 0 {
+            (false, "/flaky")
+        } else {
+            (true, "/h2")
+        };
+        let mut request = req(false, "h", path, &[]);
+        *request.method_mut() = http::Method::POST;
+        *request.body_mut() = http_body_util::Full::new(bytes::Bytes::from_static(b"hello"));
+        let r = rt.block_on(send(addr, false, request)).unwrap();
+        assert_eq!(r.status, 200, "{path}: {:?}", r.body);
+        let j = r.json();
+        assert_eq!(
+            (j["method"].as_str(), j["body_len"].as_u64()),
+            (Some("POST"), Some(5))
+        );
+        assert_eq!(j["protocol"], if h2 { "HTTP/2" } else { "HTTP/1.1" });
+        let n = r.header("x-envoy-attempt-count").unwrap().to_string();
+        assert_eq!(r.echoed("x-envoy-attempt-count"), Some(n.clone()));
+        retried += usize::from(n == "2");
+    }
+    assert!(
+        retried >= 4,
+        "round robin met the dead host first: {retried} of 10 retried"
     );
 
     // Every attempt fails: Envoy's body after retries, URX before UF (the order Envoy
@@ -489,7 +522,9 @@ fn retries_follow_the_route_policy() {
         "500 is not listed"
     );
 
-    let lines = wait_for_lines(&log, 26);
+    // One line per request: 20 + 10 above, then dead, none, pertry, slow and two statuses.
+    let lines = wait_for_lines(&log, 36);
+    assert_eq!(lines.len(), 36, "{}", lines.join("\n"));
     let line = |prefix: &str| {
         lines
             .iter()

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Finish, ReqBody, RespBody};
 use super::headers::*;
 use super::retry;
-use super::upstream::{HostPool, PoolKey, SendError, Sender};
+use super::upstream::{ConnectError, HostPool, PoolKey, SendError, Sender};
 use super::Runtime;
 use crate::lb::{self, ActiveGuard};
 use crate::model::listener::{RouteSource, TrafficDirection};
@@ -846,6 +846,15 @@ pub(super) async fn route_request(
             h.insert(header::HOST, v);
         }
     }
+    // What a retry moves on, in either client's loop below.
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut retrying = Retrying {
+        info: &mut ctx.s.info,
+        attempt: &mut attempt,
+        tried: &mut tried,
+        addr: &mut addr,
+        active: &mut active,
+    };
     let result = if inline {
         let is_head = parts.method == Method::HEAD;
         let idempotent = matches!(
@@ -865,7 +874,6 @@ pub(super) async fn route_request(
             .filter(|r| r.num_retries > 0 && r.on != RetryOn::default());
         let route_deadline = timeout.map(|t| upstream_start + t);
         let mut head = super::h1client::encode_head(&parts.method, path, h);
-        let mut tried: Vec<SocketAddr> = Vec::new();
         let sent = loop {
             let per_try = retry
                 .and_then(|r| r.per_try_timeout)
@@ -900,44 +908,17 @@ pub(super) async fn route_request(
                 Some(o) if retry::retriable(p, &o) => {}
                 _ => break sent,
             }
-            if attempt > p.num_retries {
-                ctx.s.info.flags.set(ResponseFlags::URX);
-                break sent;
+            match retrying.next(timer, route_deadline, p, snap, cluster).await {
+                Next::Exhausted => break sent,
+                Next::TimedOut => break Err(SendError::Timeout),
+                Next::Go => key.addr = *retrying.addr,
             }
-            drop(sent);
-            let wait = retry::backoff(p, attempt, &mut rand::rng());
-            match route_deadline {
-                Some(d) => {
-                    if timer
-                        .run(d.into(), tokio::time::sleep(wait))
-                        .await
-                        .is_none()
-                    {
-                        break Err(SendError::Timeout);
-                    }
-                }
-                None => tokio::time::sleep(wait).await,
-            }
-            attempt += 1;
-            ctx.s.info.attempt_count = Some(attempt);
-            if let Some(eps) = snap.endpoints_of(cluster) {
-                tried.push(addr);
-                if let Some(host) = retry_host(eps, cluster.lb, p, &tried) {
-                    addr = host.addr;
-                    active = lb::count_active(eps, cluster.lb, host);
-                    ctx.s.info.upstream_host = Some(addr);
-                    if !inbound {
-                        ctx.s.info.peer = host.peer.clone();
-                    }
-                }
-            }
-            key.addr = addr;
             // The head names the attempt, and the host under `auto_host_rewrite`.
             if vh.include_request_attempt_count {
-                h.insert(ATTEMPT_COUNT, int_value(u64::from(attempt)));
+                h.insert(ATTEMPT_COUNT, int_value(u64::from(*retrying.attempt)));
             }
             if matches!(fwd.host_rewrite, HostRewrite::Auto) {
-                if let Ok(v) = HeaderValue::from_str(&addr.to_string()) {
+                if let Ok(v) = HeaderValue::from_str(&retrying.addr.to_string()) {
                     h.insert(header::HOST, v);
                 }
             }
@@ -975,20 +956,44 @@ pub(super) async fn route_request(
             (resp.map(RespBody::inline), None, local, None)
         })
     } else {
-        // Boxed: its state (hyper's checkout and handshake futures) would otherwise be
-        // part of every request's future, which is moved whole on creation.
-        Box::pin(send_hyper(
-            parts,
-            body,
-            h2,
-            authority,
-            path,
-            ctx.s.received.insert(Arc::default()),
-            key,
-            cluster,
-            timeout,
-        ))
-        .await
+        let received = ctx.s.received.insert(Arc::default()).clone();
+        let mut up_req = hyper_request(parts, body, h2, authority, path, received);
+        // Here only connect failures are retried: the request, body included, was not
+        // sent, so it goes to the next host as it is (no buffering). Other failures
+        // make one attempt (docs/proxy.md).
+        let retry = fwd
+            .retry
+            .as_ref()
+            .filter(|r| r.num_retries > 0 && retry::retriable(r, &retry::Outcome::ConnectFailed));
+        let route_deadline = timeout.map(|t| upstream_start + t);
+        loop {
+            let left = route_deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // Boxed: its state (hyper's checkout and handshake futures) would otherwise
+            // be part of every request's future, which is moved whole on creation.
+            let failure = match Box::pin(send_hyper(up_req, key, cluster, left)).await {
+                Ok(sent) => break Ok(sent),
+                Err(HyperFailure::Other(e)) => break Err(e),
+                Err(HyperFailure::Connect(e, req)) => (e, req),
+            };
+            let (e, req) = failure;
+            let Some(p) = retry else {
+                break Err(SendError::Connect(e));
+            };
+            match retrying.next(timer, route_deadline, p, snap, cluster).await {
+                Next::Exhausted => break Err(SendError::Connect(e)),
+                Next::TimedOut => break Err(SendError::Timeout),
+                Next::Go => key.addr = *retrying.addr,
+            }
+            up_req = *req;
+            if vh.include_request_attempt_count {
+                up_req
+                    .headers_mut()
+                    .insert(ATTEMPT_COUNT, int_value(u64::from(*retrying.attempt)));
+            }
+            if matches!(fwd.host_rewrite, HostRewrite::Auto) {
+                retarget_authority(&mut up_req, h2, *retrying.addr);
+            }
+        }
     };
     let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
@@ -1090,6 +1095,97 @@ pub(super) async fn route_request(
     ctx.finish(resp, h1, active)
 }
 
+/// What ends or continues a request after an attempt failed in a way its policy retries.
+enum Next {
+    /// No retries left: the last outcome stands (flagged `URX`).
+    Exhausted,
+    /// The route's deadline passed during the back-off.
+    TimedOut,
+    /// The next attempt's host is chosen.
+    Go,
+}
+
+/// What moving to the next attempt updates: the attempt count, the hosts tried, the
+/// address, the in-flight count (LEAST_REQUEST) and the stream's telemetry.
+struct Retrying<'a> {
+    info: &'a mut StreamInfo,
+    attempt: &'a mut u32,
+    tried: &'a mut Vec<SocketAddr>,
+    addr: &'a mut SocketAddr,
+    active: &'a mut Option<ActiveGuard>,
+}
+
+impl Retrying<'_> {
+    /// After a retriable failure: `URX` when the retries are used up; otherwise Envoy's
+    /// back-off, then the next host (see [`retry_host`]; a cluster without endpoints,
+    /// the original destination, keeps its one address).
+    async fn next(
+        &mut self,
+        timer: &mut super::deadline::RouteTimer,
+        route_deadline: Option<Instant>,
+        p: &RetryPolicy,
+        snap: &crate::model::Snapshot,
+        cluster: &crate::model::Cluster,
+    ) -> Next {
+        let info = &mut *self.info;
+        if *self.attempt > p.num_retries {
+            info.flags.set(ResponseFlags::URX);
+            return Next::Exhausted;
+        }
+        let wait = retry::backoff(p, *self.attempt, &mut rand::rng());
+        let waited = match route_deadline {
+            Some(d) => timer
+                .run(d.into(), tokio::time::sleep(wait))
+                .await
+                .is_some(),
+            None => {
+                tokio::time::sleep(wait).await;
+                true
+            }
+        };
+        if !waited {
+            return Next::TimedOut;
+        }
+        *self.attempt += 1;
+        info.attempt_count = Some(*self.attempt);
+        if let Some(eps) = snap.endpoints_of(cluster) {
+            self.tried.push(*self.addr);
+            if let Some(host) = retry_host(eps, cluster.lb, p, self.tried) {
+                *self.addr = host.addr;
+                *self.active = lb::count_active(eps, cluster.lb, host);
+                info.upstream_host = Some(host.addr);
+                if info.direction == Direction::Outbound {
+                    info.peer = host.peer.clone();
+                }
+            }
+        }
+        Next::Go
+    }
+}
+
+/// Points a request at `addr` under `auto_host_rewrite`: Host for HTTP/1.1, the URI's
+/// authority for HTTP/2.
+fn retarget_authority(req: &mut Request<ReqBody>, h2: bool, addr: SocketAddr) {
+    let authority = addr.to_string();
+    if h2 {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        if let Ok(uri) = Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(path)
+            .build()
+        {
+            *req.uri_mut() = uri;
+        }
+    } else if let Ok(v) = HeaderValue::from_str(&authority) {
+        req.headers_mut().insert(header::HOST, v);
+    }
+}
+
 /// A host for a retry: with `previous_hosts`, up to `host_selection_max_attempts` picks
 /// looking for one not tried yet (the last pick when every one was); `None` when no
 /// host is healthy.
@@ -1151,19 +1247,15 @@ type Sent = (
     Option<hyper::upgrade::OnUpgrade>,
 );
 
-/// Sends through hyper's client: HTTP/2, upgrades and requests with a body.
-#[allow(clippy::too_many_arguments)]
-async fn send_hyper(
+/// The request for hyper's client (HTTP/2, upgrades and requests with a body).
+fn hyper_request(
     mut parts: http::request::Parts,
     body: Option<Incoming>,
     h2: bool,
     authority: &str,
     path: &str,
-    received: &Arc<AtomicU64>,
-    key: PoolKey,
-    cluster: &crate::model::Cluster,
-    timeout: Option<Duration>,
-) -> Result<Sent, SendError> {
+    received: Arc<AtomicU64>,
+) -> Request<ReqBody> {
     // HTTP/1.1 carries the authority in Host (set by the caller), HTTP/2 in the URI.
     if h2 {
         parts.headers.remove(header::HOST);
@@ -1178,17 +1270,33 @@ async fn send_hyper(
         parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
         parts.version = Version::HTTP_11;
     }
-    let up_req = Request::from_parts(parts, ReqBody::new(body, received.clone()));
+    Request::from_parts(parts, ReqBody::new(body, received))
+}
+
+/// How an exchange through hyper's client failed. When no connection could be made,
+/// nothing of the request was sent and it comes back, body untouched, for another host.
+enum HyperFailure {
+    Connect(ConnectError, Box<Request<ReqBody>>),
+    Other(SendError),
+}
+
+/// Sends through hyper's client, within `timeout`.
+async fn send_hyper(
+    up_req: Request<ReqBody>,
+    key: PoolKey,
+    cluster: &crate::model::Cluster,
+    timeout: Option<Duration>,
+) -> Result<Sent, HyperFailure> {
     let pools = super::upstream::pools();
     let send = async {
         let mut up_req = up_req;
         // A pooled connection the upstream closed meanwhile fails before the request is
         // written; hyper hands the request back and it goes out on another connection.
         for attempt in 0..3 {
-            let sender = pools
-                .checkout(key, cluster.connect_timeout)
-                .await
-                .map_err(SendError::Connect)?;
+            let sender = match pools.checkout(key, cluster.connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => return Err(HyperFailure::Connect(e, Box::new(up_req))),
+            };
             let err = match sender {
                 Sender::H1(mut s, pool, local) => match s.try_send_request(up_req).await {
                     Ok(r) => return Ok((r, Some((s, pool, local)), local)),
@@ -1202,7 +1310,11 @@ async fn send_hyper(
             let mut err = err;
             match err.take_message() {
                 Some(req) if attempt < 2 => up_req = req,
-                _ => return Err(SendError::Reset(err.into_error().to_string())),
+                _ => {
+                    return Err(HyperFailure::Other(SendError::Reset(
+                        err.into_error().to_string(),
+                    )))
+                }
             }
         }
         unreachable!("the loop returns on its last attempt")
@@ -1210,7 +1322,7 @@ async fn send_hyper(
     let (mut resp, h1, local) = match timeout {
         Some(t) => match tokio::time::timeout(t, send).await {
             Ok(r) => r?,
-            Err(_) => return Err(SendError::Timeout),
+            Err(_) => return Err(HyperFailure::Other(SendError::Timeout)),
         },
         None => send.await?,
     };
