@@ -2,9 +2,10 @@
 //! another under the route's `retry_policy`, and how long to wait before it.
 //!
 //! Istio gives every HTTP route a policy (the mesh default: 2 retries on
-//! `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with
-//! 503 retriable, avoiding hosts already tried), so a dead endpoint costs a retry on
-//! another host instead of a 503. The router (`http.rs`) runs the attempts.
+//! `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`, with
+//! no status listed as retriable, avoiding hosts already tried), so an endpoint that
+//! refuses connections costs a retry on another host instead of a 503. The router
+//! (`http.rs`) runs the attempts.
 
 use std::time::Duration;
 
