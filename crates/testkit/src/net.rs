@@ -28,14 +28,17 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// the range are only ever taken on purpose. A process-wide cursor, started at an offset
 /// from the PID, keeps parallel tests and concurrent test binaries apart.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let (low, high) = reserved_range();
+    static RANGE: OnceLock<(u32, u32, AtomicU32)> = OnceLock::new();
+    let (low, high, cursor) = RANGE.get_or_init(|| {
+        let (low, high) = reserved_range();
+        let start = std::process::id().wrapping_mul(7919) % (high - low).max(1);
+        (low, high, AtomicU32::new(start))
+    });
+    let (low, high) = (*low, *high);
     if high - low < 4 * n as u32 {
         return ephemeral_ports(n);
     }
     let span = high - low;
-    let start = std::process::id().wrapping_mul(7919) % span;
-    static CURSOR: OnceLock<AtomicU32> = OnceLock::new();
-    let cursor = CURSOR.get_or_init(|| AtomicU32::new(start));
     let mut held = Vec::with_capacity(n);
     for _ in 0..span {
         if held.len() == n {

@@ -830,10 +830,9 @@ pub(super) async fn route_request(
         bind: cluster.bind,
     };
     ctx.attempt_header = vh.include_attempt_count_in_response;
-    let mut attempt = 1u32;
     // The last attempt ended on its per-try timeout (not the route's).
     let mut per_try_timed_out = false;
-    ctx.s.info.attempt_count = Some(attempt);
+    ctx.s.info.attempt_count = Some(1);
     // Routing takes microseconds, which the millisecond service time cannot show: the
     // request's start stands in for the upstream's unless a fault delay came between
     // (a clock read fewer per request).
@@ -850,7 +849,6 @@ pub(super) async fn route_request(
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut retrying = Retrying {
         info: &mut ctx.s.info,
-        attempt: &mut attempt,
         tried: &mut tried,
         addr: &mut addr,
         active: &mut active,
@@ -915,7 +913,7 @@ pub(super) async fn route_request(
             }
             // The head names the attempt, and the host under `auto_host_rewrite`.
             if vh.include_request_attempt_count {
-                h.insert(ATTEMPT_COUNT, int_value(u64::from(*retrying.attempt)));
+                h.insert(ATTEMPT_COUNT, int_value(u64::from(retrying.attempt())));
             }
             if matches!(fwd.host_rewrite, HostRewrite::Auto) {
                 if let Ok(v) = HeaderValue::from_str(&retrying.addr.to_string()) {
@@ -970,12 +968,11 @@ pub(super) async fn route_request(
             let left = route_deadline.map(|d| d.saturating_duration_since(Instant::now()));
             // Boxed: its state (hyper's checkout and handshake futures) would otherwise
             // be part of every request's future, which is moved whole on creation.
-            let failure = match Box::pin(send_hyper(up_req, key, cluster, left)).await {
+            let (e, req) = match Box::pin(send_hyper(up_req, key, cluster, left)).await {
                 Ok(sent) => break Ok(sent),
                 Err(HyperFailure::Other(e)) => break Err(e),
                 Err(HyperFailure::Connect(e, req)) => (e, req),
             };
-            let (e, req) = failure;
             let Some(p) = retry else {
                 break Err(SendError::Connect(e));
             };
@@ -988,13 +985,14 @@ pub(super) async fn route_request(
             if vh.include_request_attempt_count {
                 up_req
                     .headers_mut()
-                    .insert(ATTEMPT_COUNT, int_value(u64::from(*retrying.attempt)));
+                    .insert(ATTEMPT_COUNT, int_value(u64::from(retrying.attempt())));
             }
             if matches!(fwd.host_rewrite, HostRewrite::Auto) {
                 retarget_authority(&mut up_req, h2, *retrying.addr);
             }
         }
     };
+    let attempts = ctx.s.info.attempt_count.unwrap_or(1);
     let (resp, h1, up_local, on_upgrade) = match result {
         Ok(r) => r,
         Err(SendError::Connect(c)) => {
@@ -1002,7 +1000,7 @@ pub(super) async fn route_request(
             let details = c.details();
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                retry::reset_body(Some(&c), attempt > 1),
+                retry::reset_body(Some(&c), attempts > 1),
                 ResponseFlags::UF,
                 details,
             );
@@ -1011,7 +1009,7 @@ pub(super) async fn route_request(
             tracing::debug!(error = %e, upstream = %addr, "upstream reset before response");
             return ctx.local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                retry::reset_body(None, attempt > 1),
+                retry::reset_body(None, attempts > 1),
                 ResponseFlags::UC,
                 "upstream_reset_before_response_started{connection_termination}",
             );
@@ -1086,7 +1084,7 @@ pub(super) async fn route_request(
     if vh.include_attempt_count_in_response {
         parts
             .headers
-            .insert(ATTEMPT_COUNT, int_value(u64::from(attempt)));
+            .insert(ATTEMPT_COUNT, int_value(u64::from(attempts)));
     }
     for ops in &ctx.resp_ops {
         ops.apply(&mut parts.headers);
@@ -1105,17 +1103,21 @@ enum Next {
     Go,
 }
 
-/// What moving to the next attempt updates: the attempt count, the hosts tried, the
-/// address, the in-flight count (LEAST_REQUEST) and the stream's telemetry.
+/// What moving to the next attempt updates: the stream's telemetry (its attempt count
+/// included), the hosts tried, the address and the in-flight count (LEAST_REQUEST).
 struct Retrying<'a> {
     info: &'a mut StreamInfo,
-    attempt: &'a mut u32,
     tried: &'a mut Vec<SocketAddr>,
     addr: &'a mut SocketAddr,
     active: &'a mut Option<ActiveGuard>,
 }
 
 impl Retrying<'_> {
+    /// The attempt under way (1 for the first).
+    fn attempt(&self) -> u32 {
+        self.info.attempt_count.unwrap_or(1)
+    }
+
     /// After a retriable failure: `URX` when the retries are used up; otherwise Envoy's
     /// back-off, then the next host (see [`retry_host`]; a cluster without endpoints,
     /// the original destination, keeps its one address).
@@ -1127,12 +1129,13 @@ impl Retrying<'_> {
         snap: &crate::model::Snapshot,
         cluster: &crate::model::Cluster,
     ) -> Next {
+        let attempt = self.attempt();
         let info = &mut *self.info;
-        if *self.attempt > p.num_retries {
+        if attempt > p.num_retries {
             info.flags.set(ResponseFlags::URX);
             return Next::Exhausted;
         }
-        let wait = retry::backoff(p, *self.attempt, &mut rand::rng());
+        let wait = retry::backoff(p, attempt, &mut rand::rng());
         let waited = match route_deadline {
             Some(d) => timer
                 .run(d.into(), tokio::time::sleep(wait))
@@ -1146,8 +1149,7 @@ impl Retrying<'_> {
         if !waited {
             return Next::TimedOut;
         }
-        *self.attempt += 1;
-        info.attempt_count = Some(*self.attempt);
+        info.attempt_count = Some(attempt + 1);
         if let Some(eps) = snap.endpoints_of(cluster) {
             self.tried.push(*self.addr);
             if let Some(host) = retry_host(eps, cluster.lb, p, self.tried) {
@@ -1168,22 +1170,21 @@ impl Retrying<'_> {
 fn retarget_authority(req: &mut Request<ReqBody>, h2: bool, addr: SocketAddr) {
     let authority = addr.to_string();
     if h2 {
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        if let Ok(uri) = Uri::builder()
-            .scheme("http")
-            .authority(authority.as_str())
-            .path_and_query(path)
-            .build()
-        {
-            *req.uri_mut() = uri;
-        }
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        *req.uri_mut() = h2_uri(&authority, path);
     } else if let Ok(v) = HeaderValue::from_str(&authority) {
         req.headers_mut().insert(header::HOST, v);
     }
+}
+
+/// An HTTP/2 request's URI: the authority travels in it (`:authority`), not in Host.
+fn h2_uri(authority: &str, path: &str) -> Uri {
+    Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .unwrap_or_default()
 }
 
 /// A host for a retry: with `previous_hosts`, up to `host_selection_max_attempts` picks
@@ -1259,12 +1260,7 @@ fn hyper_request(
     // HTTP/1.1 carries the authority in Host (set by the caller), HTTP/2 in the URI.
     if h2 {
         parts.headers.remove(header::HOST);
-        parts.uri = Uri::builder()
-            .scheme("http")
-            .authority(authority)
-            .path_and_query(path)
-            .build()
-            .unwrap_or_default();
+        parts.uri = h2_uri(authority, path);
         parts.version = Version::HTTP_2;
     } else {
         parts.uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));

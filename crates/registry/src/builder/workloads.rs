@@ -195,9 +195,6 @@ fn tls_mode_of(label: &str) -> TlsMode {
     }
 }
 
-/// Kubernetes readiness: the `Ready` condition, when the kubelet (or the local runtime)
-/// wrote one; a running pod without conditions counts as ready. A pod being deleted is
-/// draining and takes no new traffic.
 /// The name Istio gives a pod's workload (its `istio.workload` endpoint metadata and so
 /// `destination_workload`): the controlling owner's name, with a Deployment's
 /// ReplicaSet traced back to the Deployment (its name less `-<pod-template-hash>`) and
@@ -229,6 +226,9 @@ fn workload_of_pod(obj: &Object, labels: &BTreeMap<String, String>) -> String {
     trimmed.unwrap_or(name).to_string()
 }
 
+/// Kubernetes readiness: the `Ready` condition, when the kubelet (or the local runtime)
+/// wrote one; a running pod without conditions counts as ready. A pod being deleted is
+/// draining and takes no new traffic.
 fn pod_ready(obj: &Object, pod: &Pod) -> bool {
     if obj.metadata.deletion_timestamp.is_some() {
         return false;

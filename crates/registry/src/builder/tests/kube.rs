@@ -170,10 +170,9 @@ spec:
     }
 }
 
-#[test]
-fn selector_picks_ready_and_unready_pods_of_its_namespace() {
-    let mut yaml = String::from(
-        r#"
+/// Service `web.shop` selecting `app: web`: port 80 to 8080, port 81 to the named
+/// container port `http-app`.
+const WEB_SERVICE: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
@@ -183,8 +182,11 @@ spec:
   ports:
   - {name: http, port: 80, targetPort: 8080}
   - {name: http-named, port: 81, targetPort: http-app}
-"#,
-    );
+"#;
+
+#[test]
+fn selector_picks_ready_and_unready_pods_of_its_namespace() {
+    let mut yaml = String::from(WEB_SERVICE);
     yaml += &pod("web-b", "shop", "10.1.0.12", &[("app", "web")], false);
     yaml += &pod(
         "web-a",
@@ -488,42 +490,25 @@ ports:
     );
 }
 
-/// A pod owner for the workload-name test: `kind/name`, as a controller reference.
+/// A running pod of `web.shop` owned by `owner` (`kind/name`, the controller), with
+/// a `pod-template-hash` label when `hash` is given.
 fn owned_pod(name: &str, ip: &str, owner: &str, hash: Option<&str>) -> String {
     let (kind, owner_name) = owner.split_once('/').unwrap();
-    let hash_label = hash
-        .map(|h| format!(", pod-template-hash: \"{h}\""))
-        .unwrap_or_default();
-    format!(
-        r#"---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: shop
-  labels: {{app: web{hash_label}}}
-  ownerReferences:
-  - {{apiVersion: apps/v1, kind: {kind}, name: {owner_name}, uid: u-{owner_name}, controller: true}}
-spec: {{containers: [{{name: app, image: app}}]}}
-status: {{phase: Running, podIP: {ip}, conditions: [{{type: Ready, status: "True"}}]}}
-"#
+    let mut labels = vec![("app", "web")];
+    labels.extend(hash.map(|h| ("pod-template-hash", h)));
+    pod(name, "shop", ip, &labels, true).replacen(
+        "  namespace: shop\n",
+        &format!(
+            "  namespace: shop\n  ownerReferences:\n  - {{apiVersion: apps/v1, kind: {kind}, \
+             name: {owner_name}, uid: u-{owner_name}, controller: true}}\n"
+        ),
+        1,
     )
 }
 
 #[test]
 fn endpoints_name_the_pods_workload_as_istio_does() {
-    let mut yaml = String::from(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  clusterIP: 10.96.1.1
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-"#,
-    );
+    let mut yaml = String::from(WEB_SERVICE);
     // A Deployment's pod: ReplicaSet `<deployment>-<pod-template-hash>`.
     yaml += &owned_pod(
         "reviews-v1-7f9c4b-x2k9p",
