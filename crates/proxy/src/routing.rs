@@ -1,6 +1,8 @@
 //! Route selection: virtual host by domain, then the first matching route.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+use crate::dataplane::rawreq::{self, RawRequest};
 
 use crate::model::route::{Domain, HeaderKind, HeaderRef, PathMatch, Route, RouteMatch};
 use crate::model::{RouteConfig, VirtualHost};
@@ -13,7 +15,30 @@ pub struct RequestView<'a> {
     pub path_and_query: &'a str,
     pub method: &'a str,
     pub scheme: &'a str,
-    pub headers: &'a HeaderMap,
+    pub headers: Fields<'a>,
+}
+
+/// A request's fields as routing reads them: a header map, or a plain request's fields
+/// as received (`dataplane::rawreq`).
+#[derive(Clone, Copy)]
+pub enum Fields<'a> {
+    Map(&'a HeaderMap),
+    Raw(&'a RawRequest),
+}
+
+impl<'a> Fields<'a> {
+    /// Every value of `name` as text; `""` for one that is not visible ASCII (on which
+    /// `HeaderValue::to_str` fails).
+    fn values(self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+        let (map, raw) = match self {
+            Fields::Map(m) => (Some(m.get_all(name).iter().map(|v| v.as_bytes())), None),
+            Fields::Raw(r) => (None, Some(r.values(name))),
+        };
+        map.into_iter()
+            .flatten()
+            .chain(raw.into_iter().flatten())
+            .map(|v| rawreq::text(v).unwrap_or(""))
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -114,8 +139,8 @@ pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
     if m.grpc
         && !req
             .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+            .values(&http::header::CONTENT_TYPE)
+            .next()
             .is_some_and(|v| v.starts_with("application/grpc"))
     {
         return false;
@@ -127,18 +152,13 @@ pub fn route_matches(m: &RouteMatch, req: &RequestView<'_>) -> bool {
             HeaderRef::Path => Some(req.path_and_query),
             HeaderRef::Scheme => Some(req.scheme),
             HeaderRef::Name(n) => {
-                let mut vals = req.headers.get_all(n).iter();
+                let mut vals = req.headers.values(n);
                 match (vals.next(), vals.next()) {
                     (None, _) => None,
-                    (Some(v), None) => Some(v.to_str().unwrap_or("")),
+                    (Some(v), None) => Some(v),
                     // Envoy matches multi-valued headers joined by commas.
                     (Some(_), Some(_)) => {
-                        let joined: Vec<&str> = req
-                            .headers
-                            .get_all(n)
-                            .iter()
-                            .map(|v| v.to_str().unwrap_or(""))
-                            .collect();
+                        let joined: Vec<&str> = req.headers.values(n).collect();
                         let j = joined.join(",");
                         let ok = header_value_matches(&h.kind, Some(&j), h.treat_missing_as_empty);
                         if ok == h.invert {
@@ -256,7 +276,7 @@ mod tests {
             path_and_query: path,
             method: "GET",
             scheme: "http",
-            headers: &hm,
+            headers: Fields::Map(&hm),
         };
         select_route(&r.vhosts[0], &view).is_some()
     }

@@ -259,29 +259,43 @@ fn each_request_of_a_connection_gets_its_own_route_timeout() {
     assert_eq!(c.response("GET").status, 200);
 }
 
-/// An upstream that answers each request head, on whichever connection, with the next
-/// of `responses`.
-fn canned_upstream(responses: Vec<&'static str>) -> SocketAddr {
+/// A router with `vhosts` on one listener, cluster `cluster` being `upstream`, and a
+/// client connection to it.
+fn gateway(vhosts: serde_json::Value, cluster: &str, upstream: SocketAddr) -> (Proxy, Conn) {
+    let cfg = config(
+        vec![http_listener(8080, "r")],
+        vec![route_config("r", vhosts)],
+        vec![eds_cluster(cluster, "ROUND_ROBIN", false)],
+        vec![endpoints(cluster, &[upstream])],
+    );
+    let p = Proxy::with_config("router", &cfg, &["--bind-port", "8080=127.0.0.1:0"]);
+    p.wait_ready();
+    let c = Conn::open(p.addr("0.0.0.0_8080"));
+    (p, c)
+}
+
+/// An upstream that hands each request head it reads, on any connection, to `answer`
+/// and writes back what that returns; `None` closes the connection.
+fn scripted_upstream<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static,
+{
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(
-        responses
-            .into_iter()
-            .collect::<std::collections::VecDeque<_>>(),
-    ));
+    let answer = std::sync::Arc::new(answer);
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { return };
-            let queue = queue.clone();
+            let answer = answer.clone();
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 loop {
                     while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..i + 4);
-                        let Some(r) = queue.lock().unwrap().pop_front() else {
+                        let head: Vec<u8> = buf.drain(..i + 4).collect();
+                        let Some(r) = answer(&head[..i]) else {
                             return;
                         };
-                        if s.write_all(r.as_bytes()).is_err() {
+                        if s.write_all(&r).is_err() {
                             return;
                         }
                     }
@@ -295,6 +309,23 @@ fn canned_upstream(responses: Vec<&'static str>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// An upstream that answers each request head, on whichever connection, with the next
+/// of `responses`.
+fn canned_upstream(responses: Vec<&'static str>) -> SocketAddr {
+    let queue = std::sync::Mutex::new(
+        responses
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    scripted_upstream(move |_| {
+        queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .map(|r| r.as_bytes().to_vec())
+    })
 }
 
 #[test]
@@ -313,15 +344,7 @@ fn upstream_heads_pass_through_with_hop_by_hop_fields_and_server_replaced() {
     ]);
     let vhosts = json!([{"name": "v", "domains": ["*"], "routes": [
         {"match": {"prefix": "/"}, "route": {"cluster": "canned"}}]}]);
-    let cfg = config(
-        vec![http_listener(8080, "r")],
-        vec![route_config("r", vhosts)],
-        vec![eds_cluster("canned", "ROUND_ROBIN", false)],
-        vec![endpoints("canned", &[upstream])],
-    );
-    let p = Proxy::with_config("router", &cfg, &["--bind-port", "8080=127.0.0.1:0"]);
-    p.wait_ready();
-    let mut c = Conn::open(p.addr("0.0.0.0_8080"));
+    let (_p, mut c) = gateway(vhosts, "canned", upstream);
 
     c.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
     let r = c.response("GET");
@@ -513,4 +536,147 @@ fn outbound_responses_with_peer_metadata_pass_through_and_name_the_destination()
 fn c_get_metrics(p: &Proxy) -> String {
     let r = get(p.addr("prometheus"), "localhost", "/stats/prometheus", &[]);
     String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// An upstream that answers every request head with an empty 200 and hands the heads
+/// it received, as text, to the returned channel.
+fn recording_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let addr = scripted_upstream(move |head| {
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send(String::from_utf8_lossy(head).into_owned());
+        Some(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec())
+    });
+    (addr, rx)
+}
+
+/// A plain request (no field the proxy reads or edits) goes upstream from its fields as
+/// received (`dataplane/rawreq.rs`); the upstream must see what the header-map path
+/// sends for the same request: the same fields, names in lower case, the proxy's own
+/// appended, hop-by-hop ones gone. Header matching and header operations see them too.
+#[test]
+fn plain_requests_reach_the_upstream_as_the_header_map_path_sends_them() {
+    let (upstream, heads) = recording_upstream();
+    let vhosts = json!([{"name": "v", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/match", "headers": [
+            {"name": "end-user", "stringMatch": {"exact": "jason"}}]},
+         "route": {"cluster": "rec"}},
+        {"match": {"prefix": "/match"}, "directResponse": {"status": 418}},
+        {"match": {"prefix": "/ops"}, "route": {"cluster": "rec"},
+         "requestHeadersToAdd": [{"header": {"key": "x-added", "value": "yes"}}],
+         "requestHeadersToRemove": ["x-drop"]},
+        {"match": {"prefix": "/rewrite"}, "route": {"cluster": "rec", "prefixRewrite": "/new",
+         "hostRewriteLiteral": "b.example"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "rec"}}]}]);
+    let (_p, mut c) = gateway(vhosts, "rec", upstream);
+    let mut exchange = |req: &str| -> (u16, Vec<String>) {
+        c.send(req);
+        let r = c.response("GET");
+        if r.status != 200 {
+            return (r.status, Vec::new());
+        }
+        let head = heads
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the upstream saw the request");
+        (200, head.split("\r\n").map(str::to_string).collect())
+    };
+    let fields = "Host: a.example\r\nUser-Agent: UA/1\r\nX-Dup: 1\r\nAccept: */*\r\n\
+                  x-dup: 2\r\nConnection: keep-alive\r\nX-Drop: d\r\n";
+
+    // Plain: every field is the client's but `connection`.
+    let (status, plain) = exchange(&format!("GET /p?q=1 HTTP/1.1\r\n{fields}\r\n"));
+    assert_eq!(status, 200);
+    assert_eq!(plain[0], "GET /p?q=1 HTTP/1.1");
+    assert_eq!(
+        plain[1..6],
+        [
+            "host: a.example",
+            "user-agent: UA/1",
+            "x-dup: 1",
+            "accept: */*",
+            "x-dup: 2"
+        ],
+        "the client's fields in the order sent, names in lower case: {plain:?}"
+    );
+    assert!(
+        !plain.iter().any(|l| l.starts_with("connection")),
+        "{plain:?}"
+    );
+    let id = plain
+        .iter()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("a generated x-request-id");
+    assert_eq!((id.len(), &id[14..15]), (36, "4"), "a UUID v4: {id}");
+    for added in [
+        "x-forwarded-for: ",
+        "x-forwarded-proto: http",
+        "x-envoy-external-address: 127.0.0.1",
+        "x-envoy-expected-rq-timeout-ms: 15000",
+    ] {
+        assert!(
+            plain.iter().any(|l| l.starts_with(added)),
+            "{added} in {plain:?}"
+        );
+    }
+
+    // With a trace field the request takes the header-map path: the same fields.
+    let (status, mapped) = exchange(&format!(
+        "GET /p?q=1 HTTP/1.1\r\n{fields}X-B3-Sampled: 1\r\n\r\n"
+    ));
+    assert_eq!(status, 200);
+    let comparable = |lines: &[String]| {
+        let mut v: Vec<String> = lines
+            .iter()
+            .filter(|l| !l.starts_with("x-request-id:") && !l.starts_with("x-b3-sampled:"))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        comparable(&plain),
+        comparable(&mapped),
+        "{plain:?}\n{mapped:?}"
+    );
+    assert!(mapped.iter().any(|l| l == "x-b3-sampled: 1"), "{mapped:?}");
+
+    // Header matching reads the fields as received, in any case.
+    let (status, _) = exchange("GET /match HTTP/1.1\r\nHost: a\r\nEnd-User: jason\r\n\r\n");
+    assert_eq!(status, 200);
+    let (status, _) = exchange("GET /match HTTP/1.1\r\nHost: a\r\nEnd-User: bob\r\n\r\n");
+    assert_eq!(status, 418);
+
+    // Header operations edit them.
+    let (status, ops) = exchange(&format!("GET /ops HTTP/1.1\r\n{fields}\r\n"));
+    assert_eq!(status, 200);
+    assert!(ops.iter().any(|l| l == "x-added: yes"), "{ops:?}");
+    assert!(!ops.iter().any(|l| l.starts_with("x-drop")), "{ops:?}");
+    assert!(ops.iter().any(|l| l == "user-agent: UA/1"), "{ops:?}");
+
+    // A rewrite replaces the path and Host, and says what they were.
+    let (status, rw) = exchange(&format!("GET /rewrite/x HTTP/1.1\r\n{fields}\r\n"));
+    assert_eq!(status, 200);
+    assert_eq!(rw[0], "GET /new/x HTTP/1.1");
+    assert_eq!(
+        rw[1], "host: b.example",
+        "in the received Host's place: {rw:?}"
+    );
+    for l in [
+        "x-envoy-original-path: /rewrite/x",
+        "x-envoy-original-host: a.example",
+    ] {
+        assert!(rw.iter().any(|x| x == l), "{l} in {rw:?}");
+    }
+
+    // No Host at all: the authority (empty) is sent as Host, last, as the map path does.
+    let (status, nohost) = exchange("GET /p HTTP/1.1\r\nAccept: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert_eq!(
+        nohost.last().map(String::as_str),
+        Some("host: "),
+        "{nohost:?}"
+    );
 }

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::body::RespBody;
 use super::detect::Rewind;
 use super::http::HttpConn;
+use super::rawreq::{self, Class, RawRequest};
 
 /// hyper's default limit on request header fields.
 const MAX_HEADERS: usize = 100;
@@ -43,8 +44,9 @@ const COPY_LIMIT: usize = 16 * 1024;
 // Not boxed: the request moves on into the router by value, as hyper's would.
 #[allow(clippy::large_enum_variant)]
 enum Head {
-    /// A request to serve here; the head's length; whether the client asked to close.
-    Ready(Request<Option<Incoming>>, usize, bool),
+    /// A request to serve here; the head's length; whether the client asked to close;
+    /// its fields as received when it is plain (`rawreq`; the request's map is empty).
+    Ready(Request<Option<Incoming>>, usize, bool, Option<RawRequest>),
     Partial,
     /// Anything else: hyper takes over the connection from this request on.
     Hyper,
@@ -59,17 +61,19 @@ where
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(2048);
     let mut timer = super::deadline::RouteTimer::new();
+    // Access logs read the request's fields from a header map.
+    let raw_ok = conn.hcm.access_logs.is_empty();
     loop {
         // A complete head, with any bytes after it left in `buf`.
-        let (req, close) = loop {
+        let (req, close, raw) = loop {
             if !buf.is_empty() {
                 let all = buf.split().freeze();
-                match parse_head(&all) {
-                    Head::Ready(req, n, close) => {
+                match parse_head(&all, raw_ok) {
+                    Head::Ready(req, n, close, raw) => {
                         if n < all.len() {
                             buf.extend_from_slice(&all[n..]);
                         }
-                        break (req, close);
+                        break (req, close, raw);
                     }
                     Head::Partial if all.len() < MAX_HEAD => {
                         let mut again = BytesMut::with_capacity(all.len() + READ_BUF);
@@ -105,6 +109,7 @@ where
             let mut routed = std::pin::pin!(super::http::route_request(
                 conn.clone(),
                 req,
+                raw,
                 &mut timer,
                 true
             ));
@@ -134,7 +139,8 @@ where
     }
 }
 
-fn parse_head(all: &Bytes) -> Head {
+/// Parses a request head; with `raw_ok` a plain request keeps its fields as received.
+fn parse_head(all: &Bytes, raw_ok: bool) -> Head {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
     let n = match parsed.parse(all) {
@@ -155,6 +161,29 @@ fn parse_head(all: &Bytes) -> Head {
     let Ok(uri) = Uri::from_maybe_shared(all.slice_ref(path.as_bytes())) else {
         return Head::Hyper;
     };
+    if raw_ok {
+        let mut raw = RawRequest::new(all.clone(), parsed.headers.len());
+        let mut close = false;
+        let mut plain = true;
+        for field in parsed.headers.iter() {
+            let (name, value) = (field.name.as_bytes(), field.value);
+            let class = rawreq::classify(name, value);
+            match class {
+                Class::Hyper => return Head::Hyper,
+                Class::Connection if value.eq_ignore_ascii_case(b"close") => close = true,
+                Class::Connection if value.eq_ignore_ascii_case(b"keep-alive") => {}
+                Class::Connection => return Head::Hyper,
+                Class::Managed => plain = false,
+                Class::Plain | Class::Host => plain &= raw.push(name, value, &class),
+            }
+            if !plain {
+                break;
+            }
+        }
+        if plain {
+            return Head::Ready(request(method, uri, HeaderMap::new()), n, close, Some(raw));
+        }
+    }
     // Room for what the proxy adds (x-request-id, x-forwarded-*, x-envoy-*) without
     // growing the table.
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
@@ -182,11 +211,15 @@ fn parse_head(all: &Bytes) -> Head {
         };
         headers.append(name, value);
     }
+    Head::Ready(request(method, uri, headers), n, close, None)
+}
+
+fn request(method: Method, uri: Uri, headers: HeaderMap) -> Request<Option<Incoming>> {
     let mut req = Request::new(None);
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
-    Head::Ready(req, n, close)
+    req
 }
 
 /// How the response body is delimited on the wire.
@@ -530,13 +563,13 @@ mod tests {
     use super::*;
 
     fn head(raw: &'static [u8]) -> Head {
-        parse_head(&Bytes::from_static(raw))
+        parse_head(&Bytes::from_static(raw), false)
     }
 
     #[test]
     fn simple_requests_are_served_here_with_values_from_the_buffer() {
         let raw = b"GET /a?b=1 HTTP/1.1\r\nHost: x:80\r\nX-Dup: 1\r\nx-dup: 2\r\ncontent-length: 0\r\n\r\nGET /next";
-        let Head::Ready(req, n, close) = head(raw) else {
+        let Head::Ready(req, n, close, _) = head(raw) else {
             panic!("not served here")
         };
         assert_eq!(&raw[n..], b"GET /next");
@@ -546,10 +579,40 @@ mod tests {
         assert_eq!(req.headers()["host"], "x:80");
         let dups: Vec<_> = req.headers().get_all("x-dup").iter().collect();
         assert_eq!(dups, ["1", "2"]);
-        let Head::Ready(_, _, close) = head(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n") else {
+        let Head::Ready(_, _, close, _) = head(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n")
+        else {
             panic!("not served here")
         };
         assert!(close);
+    }
+
+    #[test]
+    fn plain_requests_keep_their_fields_as_received() {
+        let plain = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: */*\r\n\r\n";
+        let Head::Ready(req, _, close, Some(raw)) = parse_head(&Bytes::from_static(plain), true)
+        else {
+            panic!("not plain")
+        };
+        assert!(close);
+        assert!(req.headers().is_empty());
+        assert_eq!(raw.host(), Some("x"));
+        // `connection` is hop-by-hop: not kept.
+        assert_eq!(raw.to_header_map().len(), 2);
+        for managed in [
+            &b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nhost: a\r\nHost: b\r\n\r\n",
+        ] {
+            let Head::Ready(req, _, _, None) = parse_head(&Bytes::from_static(managed), true)
+            else {
+                panic!("plain: {}", String::from_utf8_lossy(managed))
+            };
+            assert!(!req.headers().is_empty());
+        }
+        // Without `raw_ok` (an access log reads the fields) every request has a map.
+        assert!(matches!(
+            parse_head(&Bytes::from_static(plain), false),
+            Head::Ready(_, _, true, None)
+        ));
     }
 
     #[test]
@@ -567,11 +630,13 @@ mod tests {
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
         ] {
-            assert!(
-                matches!(parse_head(&Bytes::from_static(raw)), Head::Hyper),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            for raw_ok in [false, true] {
+                assert!(
+                    matches!(parse_head(&Bytes::from_static(raw), raw_ok), Head::Hyper),
+                    "{}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
         }
         assert!(matches!(head(b"GET / HTTP/1.1\r\nHost: x"), Head::Partial));
     }

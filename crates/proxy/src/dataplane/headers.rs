@@ -43,22 +43,31 @@ fn hex_value(v: u128, digits: usize) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..digits]).expect("hex is a valid header value")
 }
 
+/// Every byte's two hex digits: a UUID is formatted a byte, not a digit, at a time.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
 /// A random UUID v4 in its canonical text form, as Envoy generates `x-request-id`.
 pub fn uuid_v4() -> HeaderValue {
     let mut v: u128 = rand::random();
     v = (v & !(0xf << 76)) | (0x4 << 76);
     v = (v & !(0x3 << 62)) | (0x2 << 62);
-    let mut hex = [0u8; 32];
-    hex_into(&mut hex, v, 32);
     let mut out = [0u8; 36];
     let mut j = 0;
-    for (i, c) in hex.iter().enumerate() {
-        if matches!(i, 8 | 12 | 16 | 20) {
+    for (i, b) in v.to_be_bytes().iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
             out[j] = b'-';
             j += 1;
         }
-        out[j] = *c;
-        j += 1;
+        out[j..j + 2].copy_from_slice(&HEX_PAIRS[*b as usize]);
+        j += 2;
     }
     HeaderValue::from_bytes(&out).expect("uuid is a valid header value")
 }
@@ -187,6 +196,11 @@ mod tests {
         let u = uuid_v4();
         let s = u.to_str().unwrap();
         assert_eq!(s.len(), 36);
+        let groups: Vec<usize> = s.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{s}");
+        assert!(s
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(&s[14..15], "4");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(uuid_v4(), uuid_v4());

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Finish, ReqBody, RespBody};
 use super::headers::*;
+use super::rawreq::RawRequest;
 use super::retry;
 use super::upstream::{ConnectError, HostPool, PoolKey, SendError, Sender};
 use super::Runtime;
@@ -483,17 +484,20 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let mut timer = super::deadline::RouteTimer::new();
-    Ok(route_request(conn, req.map(Some), &mut timer, false).await)
+    Ok(route_request(conn, req.map(Some), None, &mut timer, false).await)
 }
 
 /// Routes one request (its body, if any, still to come from hyper) and returns the
 /// response to send downstream. `timer` bounds it by the route timeout; a connection
 /// serving its requests one at a time passes the same one to each. `raw_head_ok`: the
 /// caller writes the response itself and takes an upstream head passed through as
-/// bytes (`RespBody::take_head`); hyper's server would not.
+/// bytes (`RespBody::take_head`); hyper's server would not. A plain HTTP/1.1 request
+/// comes with its fields as received in `raw` and an empty header map (`rawreq`); they
+/// become a map only where something below edits or logs them.
 pub(super) async fn route_request(
     conn: Arc<HttpConn>,
     mut req: Request<Option<Incoming>>,
+    mut raw: Option<RawRequest>,
     timer: &mut super::deadline::RouteTimer,
     raw_head_ok: bool,
 ) -> Response<RespBody> {
@@ -513,10 +517,26 @@ pub(super) async fn route_request(
         requested_server_name: conn.sni.clone(),
         ..Default::default()
     };
-    let authority = authority_of(&req);
+    let authority = match &raw {
+        Some(r) => r.host().unwrap_or("").to_string(),
+        None => authority_of(&req),
+    };
     let scheme = if conn.sni.is_some() { "https" } else { "http" };
+    let xfp = HeaderValue::from_static(if scheme == "https" { "https" } else { "http" });
     // Request headers the proxy always sets, before routing (they are matchable).
-    {
+    if let Some(r) = &mut raw {
+        // A plain request has none of these yet (`rawreq::classify`).
+        if hcm.generate_request_id {
+            r.set(X_REQUEST_ID, uuid_v4());
+        }
+        if hcm.use_remote_address {
+            r.set(EXTERNAL_ADDRESS, conn.peer_ip.clone());
+            if !hcm.skip_xff_append {
+                r.set(XFF, conn.xff_ip.clone());
+            }
+        }
+        r.set(XFP, xfp);
+    } else {
         let h = req.headers_mut();
         if hcm.generate_request_id {
             h.entry(X_REQUEST_ID).or_insert_with(uuid_v4);
@@ -540,15 +560,9 @@ pub(super) async fn route_request(
                     h.insert(XFF, v);
                 }
             }
-            h.insert(
-                XFP,
-                HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
-            );
+            h.insert(XFP, xfp);
         } else if !h.contains_key(&XFP) {
-            h.insert(
-                XFP,
-                HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
-            );
+            h.insert(XFP, xfp);
         }
     }
     info.method = Some(crate::telemetry::method_text(req.method()));
@@ -598,7 +612,10 @@ pub(super) async fn route_request(
             path_and_query: pq,
             method: req.method().as_str(),
             scheme,
-            headers: req.headers(),
+            headers: match &raw {
+                Some(r) => routing::Fields::Raw(r),
+                None => routing::Fields::Map(req.headers()),
+            },
         };
         routing::select_route(vh, &view).map(|r| (vh, r))
     });
@@ -755,20 +772,41 @@ pub(super) async fn route_request(
 
     // Build the upstream request.
     let (mut parts, body) = req.into_parts();
-    let h = &mut parts.headers;
-    strip_hop_by_hop(h, upgrade);
-    // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te` at all.
-    if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
-        h.remove(header::TE);
+    // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
+    // through hyper's (see `h1client`).
+    let inline = !h2 && !upgrade && body.as_ref().is_none_or(|b| b.is_end_stream());
+    // A plain request keeps its fields as received unless header operations edit them
+    // or hyper's client sends it.
+    let ops = [
+        weighted.map(|w| &*w.request_headers),
+        Some(&route.request_headers),
+        Some(&vh.request_headers),
+        Some(&rc.request_headers),
+    ];
+    let mut up = match raw {
+        Some(r) if inline && ops.iter().flatten().all(|o| o.is_empty()) => UpFields::Raw(r),
+        r => {
+            if let Some(r) = r {
+                parts.headers = r.to_header_map();
+            }
+            UpFields::Map(&mut parts.headers)
+        }
+    };
+    if let Some(h) = up.map() {
+        strip_hop_by_hop(h, upgrade);
+        // HTTP/2 allows only `te: trailers` (gRPC); HTTP/1.1 upstreams get no `te`.
+        if !h2 || h.get(header::TE).is_some_and(|v| v != "trailers") {
+            h.remove(header::TE);
+        }
     }
     if let Some(t) = timeout {
-        h.insert(EXPECTED_RQ_TIMEOUT, int_value(t.as_millis() as u64));
+        up.insert(EXPECTED_RQ_TIMEOUT, int_value(t.as_millis() as u64));
     }
     let new_path = rewrite_path(fwd, route, pq);
     if new_path.is_some() {
         // With the query, as Envoy keeps it.
         if let Ok(v) = HeaderValue::from_str(pq) {
-            h.insert(ORIGINAL_PATH, v);
+            up.insert(ORIGINAL_PATH, v);
         }
     }
     let mut new_authority = match &fwd.host_rewrite {
@@ -779,50 +817,56 @@ pub(super) async fn route_request(
     if new_authority.is_some() {
         // Envoy tells the upstream what the client asked for before a host rewrite.
         if let Ok(v) = HeaderValue::from_str(&ctx.authority) {
-            h.insert(super::headers::ORIGINAL_HOST, v);
+            up.insert(super::headers::ORIGINAL_HOST, v);
         }
     }
-    if let Some(w) = weighted {
-        w.request_headers.apply(h);
+    if let Some(h) = up.map() {
+        for o in ops.into_iter().flatten() {
+            o.apply(h);
+        }
     }
-    route.request_headers.apply(h);
-    vh.request_headers.apply(h);
-    rc.request_headers.apply(h);
     // A header op may target the Host header. When Host already carries the authority
     // to send, it stays as it is.
     let mut host_set = false;
     if new_authority.is_none() && parts.version != Version::HTTP_2 {
-        if let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) {
-            if host != ctx.authority {
-                new_authority = Some(host.to_string());
+        if let Some(differs) = up.host_differs(&ctx.authority) {
+            if differs {
+                new_authority = up.host().map(str::to_string);
             }
             host_set = true;
         }
     }
     if vh.include_request_attempt_count {
-        h.insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
+        up.insert(ATTEMPT_COUNT, HeaderValue::from_static("1"));
     }
-    propagate_trace(h, false);
     let inbound = ctx.s.info.direction == Direction::Inbound;
-    if inbound {
-        if let Some(peer) = conn.rt.telemetry.peer_from_headers(h) {
-            ctx.s.info.peer = Some(peer);
+    // A plain request carries no trace context and no peer metadata, and no access log
+    // reads its fields.
+    if let Some(h) = up.map() {
+        propagate_trace(h, false);
+        if inbound {
+            if let Some(peer) = conn.rt.telemetry.peer_from_headers(h) {
+                ctx.s.info.peer = Some(peer);
+            }
+            if exchanges_metadata(&conn, hcm) {
+                crate::telemetry::PeerMetadata::strip_headers(h);
+            }
         }
-        if exchanges_metadata(&conn, hcm) {
-            crate::telemetry::PeerMetadata::strip_headers(h);
-        }
-    } else if let Some(ph) = conn
+    }
+    if let Some(ph) = conn
         .rt
         .peer_headers
         .as_ref()
-        .filter(|_| exchanges_metadata(&conn, hcm))
+        .filter(|_| !inbound && exchanges_metadata(&conn, hcm))
     {
         for (k, v) in ph {
-            h.insert(k.clone(), v.clone());
+            up.insert(k.clone(), v.clone());
         }
     }
+    if let Some(h) = up.map() {
+        ctx.s.keep_request_headers(h);
+    }
     let authority: &str = new_authority.as_deref().unwrap_or(&ctx.authority);
-    ctx.s.keep_request_headers(h);
     let path: &str = new_path.as_deref().unwrap_or(pq);
     let mut key = PoolKey {
         addr,
@@ -837,12 +881,9 @@ pub(super) async fn route_request(
     // request's start stands in for the upstream's unless a fault delay came between
     // (a clock read fewer per request).
     let upstream_start = if delayed { Instant::now() } else { start };
-    // Bodiless HTTP/1.1 requests (most traffic) go through the inline client; the rest
-    // through hyper's (see `h1client`).
-    let inline = !h2 && !upgrade && body.as_ref().is_none_or(|b| b.is_end_stream());
     if !h2 && !host_set {
         if let Ok(v) = HeaderValue::from_str(authority) {
-            h.insert(header::HOST, v);
+            up.insert(header::HOST, v);
         }
     }
     // What a retry moves on, in either client's loop below.
@@ -871,7 +912,7 @@ pub(super) async fn route_request(
             .as_ref()
             .filter(|r| r.num_retries > 0 && r.on != RetryOn::default());
         let route_deadline = timeout.map(|t| upstream_start + t);
-        let mut head = super::h1client::encode_head(&parts.method, path, h);
+        let mut head = up.encode(&parts.method, path);
         let sent = loop {
             let per_try = retry
                 .and_then(|r| r.per_try_timeout)
@@ -913,14 +954,14 @@ pub(super) async fn route_request(
             }
             // The head names the attempt, and the host under `auto_host_rewrite`.
             if vh.include_request_attempt_count {
-                h.insert(ATTEMPT_COUNT, int_value(u64::from(retrying.attempt())));
+                up.insert(ATTEMPT_COUNT, int_value(u64::from(retrying.attempt())));
             }
             if matches!(fwd.host_rewrite, HostRewrite::Auto) {
                 if let Ok(v) = HeaderValue::from_str(&retrying.addr.to_string()) {
-                    h.insert(header::HOST, v);
+                    up.insert(header::HOST, v);
                 }
             }
-            head = super::h1client::encode_head(&parts.method, path, h);
+            head = up.encode(&parts.method, path);
         };
         // Passed through as bytes when nothing below edits the upstream's fields
         // beyond what the writer drops (hop-by-hop fields, `server`): no response
@@ -954,6 +995,8 @@ pub(super) async fn route_request(
             (resp.map(RespBody::inline), None, local, None)
         })
     } else {
+        // The map path's (`up` borrows the map in `parts`).
+        drop(up);
         let received = ctx.s.received.insert(Arc::default()).clone();
         let mut up_req = hyper_request(parts, body, h2, authority, path, received);
         // Here only connect failures are retried: the request, body included, was not
@@ -1091,6 +1134,56 @@ pub(super) async fn route_request(
     }
     let resp = Response::from_parts(parts, body);
     ctx.finish(resp, h1, active)
+}
+
+/// The upstream request's fields: the request's header map, or a plain request's
+/// fields as received plus the proxy's (`rawreq`), which only the inline client sends.
+enum UpFields<'a> {
+    Map(&'a mut HeaderMap),
+    Raw(RawRequest),
+}
+
+impl UpFields<'_> {
+    /// Sets a field the proxy manages (Host or one of its own).
+    fn insert(&mut self, name: header::HeaderName, value: HeaderValue) {
+        match self {
+            UpFields::Map(h) => {
+                h.insert(name, value);
+            }
+            UpFields::Raw(r) => r.set(name, value),
+        }
+    }
+
+    /// The map, for the edits a plain request never needs.
+    fn map(&mut self) -> Option<&mut HeaderMap> {
+        match self {
+            UpFields::Map(h) => Some(h),
+            UpFields::Raw(_) => None,
+        }
+    }
+
+    fn host(&self) -> Option<&str> {
+        match self {
+            UpFields::Map(h) => h.get(header::HOST).and_then(|v| v.to_str().ok()),
+            UpFields::Raw(r) => r.host(),
+        }
+    }
+
+    /// Whether the Host to send differs from `authority`; `None` without one (or with
+    /// one that is not text, which the map path reads as none).
+    fn host_differs(&self, authority: &str) -> Option<bool> {
+        match self {
+            UpFields::Map(_) => self.host().map(|h| h != authority),
+            UpFields::Raw(r) => r.host_differs(authority),
+        }
+    }
+
+    fn encode(&self, method: &Method, path: &str) -> Vec<u8> {
+        match self {
+            UpFields::Map(h) => super::h1client::encode_head(method, path, h),
+            UpFields::Raw(r) => r.encode(method, path),
+        }
+    }
 }
 
 /// What ends or continues a request after an attempt failed in a way its policy retries.

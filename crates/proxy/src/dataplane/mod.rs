@@ -12,6 +12,7 @@ pub mod h1server;
 pub mod headers;
 pub mod http;
 pub mod listeners;
+pub mod rawreq;
 pub mod retry;
 pub mod select;
 pub mod tcp;
