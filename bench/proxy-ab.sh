@@ -26,6 +26,7 @@
 # Needs nginx and wrk.
 # Ports 18080-18082 on 127.0.0.1.
 set -euo pipefail
+. "$(dirname "$0")/proxy-common.sh"
 ROUNDS=${1:?rounds}
 shift
 W=$(mktemp -d /tmp/ironmesh-ab.XXXXXX)
@@ -39,23 +40,6 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$W/html" "$W/nb/tmp" "$W/np/tmp"
 head -c 1024 /dev/zero | tr '\0' x >"$W/html/1k.html"
-nginx_conf() { # dir server-block
-    cat <<CONF
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $1/tmp/body;
-  proxy_temp_path $1/tmp/proxy;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  $2
-}
-CONF
-}
 PEER_HEADERS=""
 if [ "${PEER:-0}" = 1 ]; then
     # A protobuf Struct of a sidecar's node metadata (labels, name, namespace, owner...).
@@ -65,10 +49,7 @@ fi
 nginx_conf "$W/nb" "server { listen 127.0.0.1:18081; location / { root $W/html; $PEER_HEADERS } }" >"$W/nb/nginx.conf"
 nginx_conf "$W/np" "upstream backend { server 127.0.0.1:18081; keepalive 32; keepalive_requests 1000000; }
   server { listen 127.0.0.1:18082; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" >"$W/np/nginx.conf"
-cat >"$W/cfg.json" <<'JSON'
-{"listeners":[{"@type":"type.googleapis.com/envoy.config.listener.v3.Listener","name":"0.0.0.0_18080","address":{"socketAddress":{"address":"127.0.0.1","portValue":18080}},"filterChains":[{"filters":[{"name":"envoy.filters.network.http_connection_manager","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","statPrefix":"outbound_0.0.0.0_80","useRemoteAddress":true,"routeConfig":{"name":"http.80","virtualHosts":[{"name":"bench:80","domains":["*"],"routes":[{"match":{"prefix":"/"},"route":{"cluster":"outbound|80||backend.bench.internal"}}]}]},"httpFilters":[{"name":"envoy.filters.http.router","typedConfig":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
-"clusters":[{"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster","name":"outbound|80||backend.bench.internal","type":"STATIC","connectTimeout":"10s","loadAssignment":{"clusterName":"outbound|80||backend.bench.internal","endpoints":[{"lbEndpoints":[{"endpoint":{"address":{"socketAddress":{"address":"127.0.0.1","portValue":18081}}}}]}]}}]}
-JSON
+router_config "$W/cfg.json"
 if [ "${PEER:-0}" = 1 ]; then
     sed -i 's|"httpFilters":\[|"httpFilters":[{"name":"istio.metadata_exchange"},|' "$W/cfg.json"
     grep -q istio.metadata_exchange "$W/cfg.json"

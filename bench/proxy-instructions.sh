@@ -15,6 +15,7 @@
 # first, and keeps each dump (callgrind_annotate FILE shows where they go).
 # Needs valgrind, nginx, wrk, curl. Ports 18080-18081 on 127.0.0.1.
 set -euo pipefail
+. "$(dirname "$0")/proxy-common.sh"
 [ $# -ge 1 ] || { echo "usage: $0 PROXY [PROXY ...]" >&2; exit 2; }
 for t in valgrind callgrind_control callgrind_annotate nginx wrk curl; do
     command -v "$t" >/dev/null || { echo "$t is needed" >&2; exit 1; }
@@ -29,23 +30,8 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$W/html" "$W/nb/tmp"
 head -c 1024 /dev/zero | tr '\0' x >"$W/html/1k.html"
-cat >"$W/nb/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $W/nb/nginx.pid;
-error_log $W/nb/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $W/nb/tmp/body;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  server { listen 127.0.0.1:18081; location / { root $W/html; } }
-}
-CONF
-# The same proxy config as bench/proxy-ab.sh.
-sed -n '/^cat >"\$W\/cfg.json" <<.JSON./,/^JSON$/p' "$(dirname "$0")/proxy-ab.sh" | sed '1d;$d' >"$W/cfg.json"
-grep -q '"listeners"' "$W/cfg.json"
+nginx_conf "$W/nb" "server { listen 127.0.0.1:18081; location / { root $W/html; } }" >"$W/nb/nginx.conf"
+router_config "$W/cfg.json"
 nginx -p "$W/nb" -e "$W/nb/error.log" -c "$W/nb/nginx.conf" &
 PIDS+=($!)
 sleep 0.5

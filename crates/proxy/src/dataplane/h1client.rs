@@ -189,17 +189,12 @@ impl RawHead {
         // `date`) without growing the table.
         let mut map = HeaderMap::with_capacity(self.fields.len() + 4);
         for f in &self.fields {
-            let name = self.slice(f.name);
-            // Validated by httparse already (see the type's comment): never skipped.
-            let Ok(name) = HeaderName::from_bytes(name) else {
-                continue;
-            };
-            if name == header::TRANSFER_ENCODING {
-                continue;
-            }
-            let value = self.bytes.slice(f.value.0 as usize..f.value.1 as usize);
-            if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-                map.append(name, value);
+            match map_entry(&self.bytes, f.name, f.value) {
+                Some((name, _)) if name == header::TRANSFER_ENCODING => {}
+                Some((name, value)) => {
+                    map.append(name, value);
+                }
+                None => {}
             }
         }
         map
@@ -207,8 +202,27 @@ impl RawHead {
 }
 
 /// The bytes of `head` from `start` to `end` (a field's name or value).
-fn at(head: &[u8], (start, end): (u32, u32)) -> &[u8] {
+pub(super) fn at(head: &[u8], (start, end): (u32, u32)) -> &[u8] {
     &head[start as usize..end as usize]
+}
+
+/// Where `s`, a slice of `head` (at most 4 GiB), starts and ends in it.
+pub(super) fn span(head: &[u8], s: &[u8]) -> (u32, u32) {
+    let start = (s.as_ptr() as usize - head.as_ptr() as usize) as u32;
+    (start, start + s.len() as u32)
+}
+
+/// A parsed field of `head` as a header map entry, the value sharing the buffer. httparse
+/// checked both already (names are tokens, values have no controls), as these
+/// conversions do, so `None` is not expected.
+pub(super) fn map_entry(
+    head: &Bytes,
+    name: (u32, u32),
+    value: (u32, u32),
+) -> Option<(HeaderName, HeaderValue)> {
+    let name = HeaderName::from_bytes(at(head, name)).ok()?;
+    let value = HeaderValue::from_maybe_shared(head.slice(value.0 as usize..value.1 as usize));
+    Some((name, value.ok()?))
 }
 
 /// Sends a bodiless request (`head` is its encoded head, see [`encode_head`]).
@@ -405,18 +419,13 @@ fn parse_head(buf: &mut BytesMut) -> Result<Parsed, String> {
         Version::HTTP_11
     };
     // Where each name and value sit in the buffer (the head is at most 64 KiB).
-    let base = buf.as_ptr() as usize;
     let mut seen = Seen::default();
     let mut fields = Vec::with_capacity(r.headers.len());
     for h in r.headers.iter() {
         let name = h.name.as_bytes();
-        let at = |s: &[u8]| {
-            let start = (s.as_ptr() as usize - base) as u32;
-            (start, start + s.len() as u32)
-        };
         fields.push(RawField {
-            name: at(name),
-            value: at(h.value),
+            name: span(buf, name),
+            value: span(buf, h.value),
         });
         match name.len() {
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => seen.transfer_encoding = true,

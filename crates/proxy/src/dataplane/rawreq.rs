@@ -13,10 +13,12 @@
 //! hold at that point.
 
 use bytes::Bytes;
+
+use super::h1client::{self, map_entry, span};
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 
-/// A request field, as offsets into the head's buffer.
+/// A request field: where its name and value start and end in the head's buffer.
 #[derive(Clone, Copy)]
 struct Field {
     name: (u32, u32),
@@ -126,23 +128,21 @@ impl RawRequest {
             }
             self.host = Some(self.fields.len());
         }
-        let base = self.buf.as_ptr() as usize;
-        let at = |s: &[u8]| ((s.as_ptr() as usize - base) as u32, s.len() as u32);
-        let (name, value) = (at(name), at(value));
-        let end = (value.0 + value.1) as usize;
-        let canonical = value.0 == name.0 + name.1 + 2
-            && self.buf[(name.0 + name.1) as usize..value.0 as usize] == *b": "
+        let (name, value) = (span(&self.buf, name), span(&self.buf, value));
+        let end = value.1 as usize;
+        let canonical = value.0 == name.1 + 2
+            && self.buf[name.1 as usize..value.0 as usize] == *b": "
             && self.buf.get(end..end + 2) == Some(b"\r\n");
         self.fields.push(Field {
             name,
             value,
-            line_end: if canonical { end as u32 + 2 } else { 0 },
+            line_end: if canonical { value.1 + 2 } else { 0 },
         });
         true
     }
 
-    fn slice(&self, (at, len): (u32, u32)) -> &[u8] {
-        &self.buf[at as usize..(at + len) as usize]
+    fn slice(&self, range: (u32, u32)) -> &[u8] {
+        h1client::at(&self.buf, range)
     }
 
     /// The Host to send (as received unless set since), when it is text.
@@ -214,15 +214,9 @@ impl RawRequest {
                     continue;
                 }
             }
-            // The parser checked both (names are tokens, values have no controls), as
-            // the map path's conversions do.
-            let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(self.slice(f.name)),
-                HeaderValue::from_maybe_shared(self.buf.slice_ref(self.slice(f.value))),
-            ) else {
-                continue;
-            };
-            h.append(n, v);
+            if let Some((n, v)) = map_entry(&self.buf, f.name, f.value) {
+                h.append(n, v);
+            }
         }
         if self.host.is_none() {
             if let Some(v) = &self.host_override {
@@ -245,7 +239,7 @@ impl RawRequest {
             + self
                 .fields
                 .iter()
-                .map(|f| f.name.1 + f.value.1 + 4)
+                .map(|f| (f.name.1 - f.name.0) + (f.value.1 - f.value.0) + 4)
                 .sum::<u32>() as usize
             + self.host_override.as_ref().map_or(0, host_line)
             + self
@@ -283,7 +277,7 @@ impl RawRequest {
             if f.line_end == 0 {
                 let at = out.len();
                 line(&mut out, self.slice(f.name), self.slice(f.value));
-                out[at..at + f.name.1 as usize].make_ascii_lowercase();
+                out[at..at + (f.name.1 - f.name.0) as usize].make_ascii_lowercase();
                 i += 1;
                 continue;
             }
@@ -303,7 +297,7 @@ impl RawRequest {
             out.extend_from_slice(&self.buf[start as usize..end as usize]);
             for g in &self.fields[i..j] {
                 let n = at + (g.name.0 - start) as usize;
-                out[n..n + g.name.1 as usize].make_ascii_lowercase();
+                out[n..n + (g.name.1 - g.name.0) as usize].make_ascii_lowercase();
             }
             i = j;
         }
